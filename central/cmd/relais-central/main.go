@@ -1,0 +1,188 @@
+// Command relais-central receives the reports of Relais agents and serves
+// the dashboard of technicians and managers.
+//
+// Usage:
+//
+//	relais-central [run] [--config FILE] [--set section.key=value ...]
+//	relais-central demo
+//	relais-central user add|passwd|list ...
+//	relais-central agent add --site S --agent A
+//	relais-central version
+//
+// The configuration is read from /etc/relais/central.toml when it exists,
+// or from the file that --config or RELAIS_CONFIG names;
+// RELAIS_<SECTION>_<KEY> variables and --set flags override its keys.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/relais-fr/relais/central/api"
+	"github.com/relais-fr/relais/configs"
+	"github.com/relais-fr/relais/systemd"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+type command struct {
+	name, usage string
+	run         func(args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"run", "run central (the default command)", run},
+	{"demo", "run the whole system on this machine with simulated sites", notYet("demo")},
+	{"user", "manage dashboard users: add, passwd, list", notYet("user")},
+	{"agent", "register an agent and print its [mqtt] configuration", notYet("agent")},
+	{"version", "print the version", printVersion},
+}
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+var errUsage = errors.New("usage")
+
+// Main runs the command line and returns the exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	name := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	if name == "help" {
+		usage(stderr)
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != name {
+			continue
+		}
+		err := c.run(args, stdout, stderr)
+		switch {
+		case err == nil, errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			return 2
+		}
+		fmt.Fprintf(stderr, "relais-central %s: %v\n", name, err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "relais-central: unknown command %q\n", name)
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: relais-central [COMMAND] [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.usage)
+	}
+	fmt.Fprintln(w, "\nrelais-central COMMAND -h shows the flags of a command.")
+}
+
+// notYet is the command of a feature that this version does not have: it
+// says so and fails, rather than pretending.
+func notYet(name string) func([]string, io.Writer, io.Writer) error {
+	return func([]string, io.Writer, io.Writer) error {
+		return fmt.Errorf("not available in this version of relais-central (%s)", buildVersion())
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("relais-central run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := os.Getenv("RELAIS_CONFIG")
+	if path == "" {
+		path = configs.DefaultCentralPath
+	}
+	fs.StringVar(&path, "config", path, "configuration `file`")
+	var sets []string
+	fs.Func("set", "override a key: `section.key=value` (repeatable)", func(s string) error {
+		sets = append(sets, s)
+		return nil
+	})
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, nil)))
+	cfg, err := configs.LoadCentral(path, configs.Overrides{Sets: sets})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	go systemd.Watchdog(ctx, func() error { return nil })
+	slog.Info("relais-central started", "version", buildVersion(), "http", ln.Addr().String(),
+		"missing", "broker, store and dashboard come in later versions")
+	systemd.Ready()
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	systemd.Stopping()
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+func routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"status": "ok", "version": buildVersion()})
+	})
+	mux.HandleFunc("GET /api/v1/schema.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/schema+json")
+		w.Write(api.Schema())
+	})
+	return mux
+}
+
+func printVersion(args []string, stdout, stderr io.Writer) error {
+	fmt.Fprintln(stdout, "relais-central", buildVersion())
+	return nil
+}
+
+// buildVersion is the version set at build time, else the one the Go
+// toolchain recorded from the module or its VCS revision.
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && version == "" {
+		return bi.Main.Version
+	}
+	return version
+}
