@@ -252,3 +252,8 @@ func checkListen(s string) error {
 	}
 	return nil
 }
+
+// Settings lists every key with its value, for reports such as
+// `relais-agent check`. Secrets are not part of the configuration (only the
+// path of the file holding them), so everything can be shown.
+func (c *Agent) Settings() []Setting { return settings(c) }

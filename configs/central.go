@@ -162,3 +162,7 @@ func (c *Central) validate() Errors {
 	}
 	return errs
 }
+
+// Settings lists every key with its value, for reports. Secrets are not part
+// of the configuration (only the paths of the files holding them).
+func (c *Central) Settings() []Setting { return settings(c) }

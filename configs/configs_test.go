@@ -275,3 +275,29 @@ func FuzzLoadAgent(f *testing.F) {
 		}
 	})
 }
+
+func TestSettings(t *testing.T) {
+	a, err := LoadAgent("agent.example.toml", Overrides{Env: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range a.Settings() {
+		got[s.Key] = s.Value
+	}
+	want := map[string]string{
+		"site.id":           `"mairie-exemple"`,
+		"printer.hold":      "false",
+		"scans.retention":   "15m0s",
+		"ipp.max_job_bytes": "67108864",
+		"web.allow":         "[127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7, fe80::/10]",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %s, want %s", k, got[k], v)
+		}
+	}
+	if len(got) != len(keysOf(reflect.TypeOf(a).Elem(), "")) {
+		t.Errorf("%d settings for %d keys", len(got), len(keysOf(reflect.TypeOf(a).Elem(), "")))
+	}
+}

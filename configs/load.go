@@ -409,3 +409,25 @@ func setString(f reflect.Value, s string) error {
 	}
 	return nil
 }
+
+// A Setting is one key of a loaded configuration with its value as text.
+type Setting struct {
+	Key, Value string
+}
+
+// settings lists every key of cfg with its value, in declaration order.
+func settings(cfg any) []Setting {
+	var out []Setting
+	for _, key := range keysOf(reflect.TypeOf(cfg).Elem(), "") {
+		f, _ := field(cfg, key)
+		v := fmt.Sprint(f.Interface())
+		switch x := f.Interface().(type) {
+		case string:
+			v = strconv.Quote(x)
+		case []string:
+			v = "[" + strings.Join(x, ", ") + "]"
+		}
+		out = append(out, Setting{Key: key, Value: v})
+	}
+	return out
+}

@@ -31,6 +31,9 @@ func check(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, p.Sprintf("Configuration %s", cf.path))
 	fmt.Fprintln(stdout, "  "+p.Sprintf("OK")+"  "+p.Sprintf("site %s, agent %s (%s)", cfg.Site.ID, cfg.Site.Agent, cfg.Site.Name))
+	for _, s := range cfg.Settings() {
+		fmt.Fprintf(stdout, "        %-30s %s\n", s.Key, s.Value)
+	}
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, p.Sprintf("Devices"))
 	failed := 0
