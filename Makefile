@@ -35,14 +35,15 @@ test: lint
 
 # Every `func FuzzX` of every package, each for FUZZTIME.
 fuzz-short:
-	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+	@set -e; n=0; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
 		pkg=$$(dirname $$f); \
 		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
 			echo "fuzz $$pkg $$t ($(FUZZTIME))"; \
 			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || \
-				{ $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
+				{ $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; echo "fuzz: $$n passed, 1 failed"; exit 1; }; \
+			n=$$((n+1)); \
 		done; \
-	done
+	done; echo "fuzz: $$n passed, 0 failed"
 
 ## fuzz: each fuzz target for LONGFUZZ
 fuzz:
