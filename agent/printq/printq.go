@@ -98,6 +98,14 @@ type Recorder interface {
 	Record(e api.Event) error
 }
 
+// Faults tracks the open faults of the site's devices, each raised once and
+// cleared once (with fault.raised and fault.cleared events): raising an open
+// fault again, or clearing one that is not open, does nothing.
+type Faults interface {
+	Raise(device api.Device, code string, severity api.Severity) error
+	Clear(device api.Device, code string) error
+}
+
 // Errors returned by the queue; the IPP server maps each to a status code.
 var (
 	ErrTooLarge    = errors.New("printq: document larger than the limit")
