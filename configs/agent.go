@@ -39,9 +39,10 @@ type AgentSite struct {
 
 // AgentPrinter is the site's real printer.
 type AgentPrinter struct {
-	URI              string `toml:"uri"`
-	Hold             bool   `toml:"hold"`
-	QuotaPagesPerDay int    `toml:"quota_pages_per_day"`
+	URI              string        `toml:"uri"`
+	Hold             bool          `toml:"hold"`
+	HoldExpiry       time.Duration `toml:"hold_expiry"`
+	QuotaPagesPerDay int           `toml:"quota_pages_per_day"`
 }
 
 // AgentScanner is the site's scanner.
@@ -62,8 +63,10 @@ type AgentPanel struct {
 
 // AgentIPP is the print queue offered to PCs and phones.
 type AgentIPP struct {
-	Listen      string `toml:"listen"`
-	MaxJobBytes int64  `toml:"max_job_bytes"`
+	Listen                 string `toml:"listen"`
+	MaxJobBytes            int64  `toml:"max_job_bytes"`
+	JobsPerClientPerMinute int    `toml:"jobs_per_client_per_minute"`
+	DNSSD                  bool   `toml:"dnssd"`
 }
 
 // AgentWeb is the local page for the aidant.
@@ -103,7 +106,8 @@ func DefaultAgent() Agent {
 	return Agent{
 		Scanner: AgentScanner{Driver: "none", Resolution: 300},
 		Panel:   AgentPanel{Button: "GPIO27", LED: "GPIO17"},
-		IPP:     AgentIPP{Listen: ":631", MaxJobBytes: 64 << 20},
+		Printer: AgentPrinter{HoldExpiry: 4 * time.Hour},
+		IPP:     AgentIPP{Listen: ":631", MaxJobBytes: 64 << 20, JobsPerClientPerMinute: 30, DNSSD: true},
 		Web: AgentWeb{Listen: ":80", Allow: []string{
 			"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10",
 		}},
@@ -141,6 +145,9 @@ func (c *Agent) validate() Errors {
 		if err := checkURL(c.Printer.URI, "ipp", "ipps", "http", "https"); err != nil {
 			bad("printer.uri", "%v; want the printer's IPP address, such as ipp://192.0.2.10/ipp/print", err)
 		}
+	}
+	if e := c.Printer.HoldExpiry; e < time.Minute || e > 7*24*time.Hour {
+		bad("printer.hold_expiry", "%v is out of range; want from 1m to 168h", e)
 	}
 	if c.Printer.QuotaPagesPerDay < 0 {
 		bad("printer.quota_pages_per_day", "%d is negative; want 0 (no quota) or a number of pages", c.Printer.QuotaPagesPerDay)
@@ -181,6 +188,9 @@ func (c *Agent) validate() Errors {
 	}
 	if c.IPP.MaxJobBytes < 1<<20 || c.IPP.MaxJobBytes > 1<<30 {
 		bad("ipp.max_job_bytes", "%d is out of range; want from 1048576 (1 MiB) to 1073741824 (1 GiB)", c.IPP.MaxJobBytes)
+	}
+	if n := c.IPP.JobsPerClientPerMinute; n < 1 || n > 10000 {
+		bad("ipp.jobs_per_client_per_minute", "%d is out of range; want from 1 to 10000", n)
 	}
 	if err := checkListen(c.Web.Listen); err != nil {
 		bad("web.listen", "%v", err)

@@ -103,7 +103,7 @@ func TestUnknownKeyHasLine(t *testing.T) {
 urii = "ipp://192.0.2.1/ipp/print"
 `)
 	_, err := LoadAgent(p, Overrides{Env: noEnv})
-	want := `agent.toml:9: printer.urii: unknown key; known keys in [printer]: uri, hold, quota_pages_per_day`
+	want := `agent.toml:9: printer.urii: unknown key; known keys in [printer]: uri, hold, hold_expiry, quota_pages_per_day`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got error %v\nwant %s", err, want)
 	}
