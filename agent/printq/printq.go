@@ -5,6 +5,40 @@
 // reconciled with the printer after a crash so that none is printed twice or
 // lost, held for release when print release is on, and reported as counts
 // (never names) through a Recorder.
+//
+// # Spool
+//
+// The spool directory holds, per job, job-NNNNNNNN.doc (the document) and
+// job-NNNNNNNN.json (its metadata, the job template encoded as IPP), plus
+// state.json (the job-id counter, the day's page count, the open printer
+// faults) and printer.ipp (the printer's last full attribute set). Each
+// file is written to a temporary file, fsynced, renamed and the directory
+// fsynced; a job exists once its metadata is durable, so an interrupted
+// upload or a crash mid-write leaves no half job, and Open removes what such
+// a crash left.
+//
+// # Forwarding and recovery
+//
+// Before a job's Print-Job is sent, the job is saved as "forwarding"; once
+// the printer answers with its job-id, as "sent". The printer knows the job
+// by the name relais-<job uuid>, never by the user's job name. A job found
+// forwarding by Open (a crash) or after a failed Print-Job whose request
+// may have reached the printer (a timeout, a lost connection) is looked for
+// among the printer's jobs (Get-Jobs, which-jobs all) by that name before
+// anything else is sent: found, the queue follows it there; not found, it
+// sends it again; while the printer cannot be asked, it waits. A job the
+// printer no longer knows while the queue follows it (the printer restarted)
+// is aborted, not sent again.
+//
+// The residual risk is a printer that forgets jobs: one that keeps no
+// history of completed jobs, or clears it on power-off. If the queue
+// crashes, or loses the connection in the middle of a Print-Job, after such a
+// printer got the job and finished it, the queue finds no trace of it and
+// prints it a second time. ippeveprinter, for one, forgets a completed job
+// after about a minute, and every job when it restarts. A printer that hides
+// job names from Get-Jobs cannot be asked at all: an interrupted job is then
+// given up (print.failed, reason job-lost) rather than risk a second copy, as
+// is a job whose Print-Job was cut short four times.
 package printq
 
 import (
