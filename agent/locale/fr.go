@@ -52,4 +52,9 @@ var french = map[string]string{
 	"job %d canceled":                            "travail %d annulé",
 	"want one job number":                        "indiquez un numéro de travail",
 	"%q is not a job number":                     "%q n'est pas un numéro de travail",
+	"no fault":                                   "aucune panne",
+	"fault %s on %s since %s":                    "panne %s sur %s depuis %s",
+	"events waiting for central: %d (last %d, acknowledged up to %d)": "événements en attente pour le central : %d (dernier %d, acquittés jusqu'à %d)",
+	"agent": "agent",
+	"host":  "hôte",
 }

@@ -15,10 +15,11 @@ import (
 
 // Forwarding timings and bounds.
 const (
-	maxJobPoll      = 2 * time.Second  // a job on the printer is polled at most this far apart
-	opTimeout       = 20 * time.Second // Get-Jobs, Get-Job-Attributes, Cancel-Job
-	maxServerErrors = 5                // Print-Jobs failing with server-error-internal-error or -device-error
-	maxResends      = 3                // Print-Jobs cut short (the printer may have the job) before a job is given up
+	minJobPoll      = 250 * time.Millisecond // a job just sent is polled this soon, then ever less often
+	maxJobPoll      = 2 * time.Second        // a job on the printer is polled at most this far apart
+	opTimeout       = 20 * time.Second       // Get-Jobs, Get-Job-Attributes, Cancel-Job
+	maxServerErrors = 5                      // Print-Jobs failing with server-error-internal-error or -device-error
+	maxResends      = 3                      // Print-Jobs cut short (the printer may have the job) before a job is given up
 	maxJobReasons   = 8
 )
 
@@ -44,6 +45,7 @@ const (
 func (q *Queue) forwarder(ctx context.Context) {
 	var bo backoff
 	last := 0
+	poll := minJobPoll
 	for ctx.Err() == nil {
 		id, kick, ok := q.head()
 		if !ok {
@@ -56,12 +58,16 @@ func (q *Queue) forwarder(ctx context.Context) {
 		if id != last {
 			bo.reset()
 			last = id
+			poll = minJobPoll
 		}
 		n, change := q.step(ctx, id)
 		switch n {
 		case pollLater:
 			bo.reset()
-			q.sleep(ctx, min(q.cfg.PollInterval, maxJobPoll), kick)
+			// Most jobs finish within a second or two: poll soon, then
+			// less often, so that a short job does not hold the queue.
+			q.sleep(ctx, min(q.cfg.PollInterval, poll), kick)
+			poll = min(2*poll, maxJobPoll)
 		case retryLater:
 			q.sleep(ctx, bo.next(), kick)
 		case waitPrinter:

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/OpenPrinting/goipp"
+	"golang.org/x/sys/unix"
 )
 
 // IPPEveOptions describe the printer that IPPEvePrinter runs. The zero
@@ -637,6 +638,19 @@ type process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // valid once done is closed
+
+	mu     sync.Mutex // held to signal the group, and to reap its leader
+	reaped bool
+}
+
+// signal sends sig to the process group, unless its leader has been
+// reaped (its id could then be another's).
+func (p *process) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.reaped {
+		syscall.Kill(-p.cmd.Process.Pid, sig)
+	}
 }
 
 func startProcess(cmd *exec.Cmd, logPath string) (*process, error) {
@@ -652,7 +666,20 @@ func startProcess(cmd *exec.Cmd, logPath string) (*process, error) {
 	}
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	go func() {
+		// Wait for the leader to exit without reaping it: while it is a
+		// zombie, its pid, the group's id, cannot be reused, and the
+		// group can be killed safely. What is left in it dies: such as
+		// a print command that ippeveprinter forked as it was stopping
+		// (the child, which inherited a lock held by exit, would hang
+		// forever).
+		var info unix.Siginfo
+		for unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+		}
+		p.mu.Lock()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		p.err = cmd.Wait()
+		p.reaped = true
+		p.mu.Unlock()
 		close(p.done)
 	}()
 	return p, nil
@@ -660,20 +687,14 @@ func startProcess(cmd *exec.Cmd, logPath string) (*process, error) {
 
 // stop sends SIGTERM to the process and everything it started (its
 // process group, such as a waiting print command) and waits for it to
-// exit; SIGKILL follows after 10 s. The group is signalled only while its
-// leader is alive, so that its id cannot have been reused.
+// exit; SIGKILL follows after 10 s. The group is signalled only until its
+// leader is reaped, so that its id cannot have been reused.
 func (p *process) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	pgid := p.cmd.Process.Pid
-	syscall.Kill(-pgid, syscall.SIGTERM)
+	p.signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
-		syscall.Kill(-pgid, syscall.SIGKILL)
+		p.signal(syscall.SIGKILL)
 		<-p.done
 	}
 }

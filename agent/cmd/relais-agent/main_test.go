@@ -48,7 +48,8 @@ func writeConfig(t *testing.T, body string) (path, storage string) {
 	dir := t.TempDir()
 	storage = filepath.Join(dir, "state")
 	path = filepath.Join(dir, "agent.toml")
-	cfg := fmt.Sprintf("[site]\nid = \"ccas-nord\"\nagent = \"pi-1\"\nname = \"CCAS Nord\"\n\n[storage]\ndir = %q\n%s", storage, body)
+	// Tests listen on loopback only and never multicast: DNS-SD is off.
+	cfg := fmt.Sprintf("[site]\nid = \"ccas-nord\"\nagent = \"pi-1\"\nname = \"CCAS Nord\"\n\n[storage]\ndir = %q\n\n[ipp]\nlisten = \"127.0.0.1:0\"\ndnssd = false\n%s", storage, body)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestUsage(t *testing.T) {
 func TestCheckReportsTypoWithLine(t *testing.T) {
 	path, _ := writeConfig(t, "\n[panel]\nsimulate = true\nbuton = \"GPIO4\"\n")
 	out, _, code := run(t, "check", "--config", path)
-	if code != 1 || !strings.Contains(out, "agent.toml:11: panel.buton: unknown key") {
+	if code != 1 || !strings.Contains(out, "agent.toml:15: panel.buton: unknown key") {
 		t.Errorf("exit %d, output:\n%s", code, out)
 	}
 }

@@ -16,8 +16,12 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/relais-fr/relais/agent/ctl"
+	"github.com/relais-fr/relais/agent/ippserver"
 	"github.com/relais-fr/relais/agent/locale"
+	"github.com/relais-fr/relais/agent/outbox"
+	"github.com/relais-fr/relais/agent/printq"
 	"github.com/relais-fr/relais/agent/probe"
+	"github.com/relais-fr/relais/central/api"
 	"github.com/relais-fr/relais/configs"
 	"github.com/relais-fr/relais/systemd"
 )
@@ -57,21 +61,38 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	a := &agent{cfg: cfg, configPath: cf.path, started: time.Now()}
+	a, err := openAgent(cfg, cf.path)
+	if err != nil {
+		return err
+	}
+	defer a.close()
 	srv := ctl.NewServer()
 	srv.Handle("status", a.status)
+	queueCommands{a.queue}.register(srv)
 	if err := srv.Listen(cfg.Storage.Dir); err != nil {
 		return fmt.Errorf("control socket: %w", err)
+	}
+	ippLn, err := listen(cfg.IPP.Listen)
+	if err != nil {
+		return fmt.Errorf("[ipp] listen: %w", err)
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx) })
+	g.Go(func() error { return a.queue.Run(gctx) })
+	g.Go(func() error { return serveHTTP(gctx, ippLn, a.ipp) })
+	if cfg.IPP.DNSSD {
+		g.Go(func() error { return a.advertise(gctx, ippLn.Addr()) })
+	}
 	g.Go(func() error {
 		systemd.Watchdog(gctx, a.alive)
 		return nil
 	})
+	if err := a.outbox.Record(api.Event{Type: api.EventAgentStarted, Version: buildVersion()}); err != nil {
+		slog.Error("cannot record agent.started", "err", err)
+	}
 	slog.Info("relais-agent started", "version", buildVersion(), "site", cfg.Site.ID, "agent", cfg.Site.Agent,
-		"storage", cfg.Storage.Dir, "services", "none yet: print, scan and reporting come in later versions")
+		"storage", cfg.Storage.Dir, "ipp", "ipp://"+ippLn.Addr().String()+ippserver.Path)
 	systemd.Ready()
 	systemd.Status("running")
 
@@ -82,11 +103,59 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	return g.Wait()
 }
 
-// agent is the running agent's state that the control socket reports.
+// agent is the running agent: its configuration and services.
 type agent struct {
 	cfg        *configs.Agent
 	configPath string
 	started    time.Time
+	outbox     *outbox.Outbox
+	queue      *printq.Queue
+	ipp        *ippserver.Server
+}
+
+// openAgent opens the agent's durable state — the outbox, then the print
+// queue, which records its events there — and builds its services.
+func openAgent(cfg *configs.Agent, configPath string) (*agent, error) {
+	ob, err := outbox.Open(filepath.Join(cfg.Storage.Dir, "outbox.db"), outbox.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	q, err := printq.Open(printq.Config{
+		Dir:              filepath.Join(cfg.Storage.Dir, "spool"),
+		PrinterURI:       cfg.Printer.URI,
+		Hold:             cfg.Printer.Hold,
+		HoldExpiry:       cfg.Printer.HoldExpiry,
+		QuotaPagesPerDay: cfg.Printer.QuotaPagesPerDay,
+		MaxJobBytes:      cfg.IPP.MaxJobBytes,
+		Recorder:         ob,
+		Faults:           ob,
+	})
+	if err != nil {
+		ob.Close()
+		return nil, fmt.Errorf("print queue: %w", err)
+	}
+	name := cfg.Site.Name
+	if name == "" {
+		name = cfg.Site.ID
+	}
+	a := &agent{cfg: cfg, configPath: configPath, started: time.Now(), outbox: ob, queue: q}
+	a.ipp = ippserver.New(q, ippserver.Config{
+		Name:                   name,
+		Location:               cfg.Site.Name,
+		UUID:                   ippserver.PrinterUUID(cfg.Site.ID, cfg.Site.Agent),
+		MaxJobBytes:            cfg.IPP.MaxJobBytes,
+		JobsPerClientPerMinute: cfg.IPP.JobsPerClientPerMinute,
+	})
+	return a, nil
+}
+
+func (a *agent) close() {
+	if err := a.queue.Close(); err != nil {
+		slog.Error("closing the print queue", "err", err)
+	}
+	if err := a.outbox.Close(); err != nil {
+		slog.Error("closing the outbox", "err", err)
+	}
 }
 
 // alive is the agent's own health check for the systemd watchdog: the
@@ -96,27 +165,49 @@ func (a *agent) alive() error {
 }
 
 type statusData struct {
-	Version  string    `json:"version"`
-	Started  time.Time `json:"started"`
-	Site     string    `json:"site"`
-	Agent    string    `json:"agent"`
-	Config   string    `json:"config"`
-	Storage  string    `json:"storage"`
-	Services []string  `json:"services"`
+	Version string      `json:"version"`
+	Started time.Time   `json:"started"`
+	Site    string      `json:"site"`
+	Agent   string      `json:"agent"`
+	Config  string      `json:"config"`
+	Storage string      `json:"storage"`
+	Printer string      `json:"printer"`
+	Faults  []api.Fault `json:"faults"`
+	Outbox  struct {
+		Depth   uint64 `json:"depth"`
+		LastSeq uint64 `json:"last_seq"`
+		LastAck uint64 `json:"last_ack"`
+	} `json:"outbox"`
 }
 
 func (a *agent) status(ctx context.Context, req ctl.Request) (string, any, error) {
 	p := locale.Printer(locale.Match(req.Lang))
 	d := statusData{
 		Version: buildVersion(), Started: a.started, Site: a.cfg.Site.ID, Agent: a.cfg.Site.Agent,
-		Config: a.configPath, Storage: a.cfg.Storage.Dir, Services: []string{},
+		Config: a.configPath, Storage: a.cfg.Storage.Dir, Printer: printerWords(p, a.queue.Printer()),
 	}
-	services := p.Sprintf("none yet")
+	faults, err := a.outbox.OpenFaults()
+	if err != nil {
+		return "", nil, err
+	}
+	d.Faults = faults
+	st, err := a.outbox.Stats()
+	if err != nil {
+		return "", nil, err
+	}
+	d.Outbox.Depth, d.Outbox.LastSeq, d.Outbox.LastAck = st.Depth, st.LastSeq, st.LastAck
 	var b strings.Builder
 	fmt.Fprintln(&b, p.Sprintf("relais-agent %s, up %s", d.Version, time.Since(a.started).Round(time.Second)))
 	fmt.Fprintln(&b, p.Sprintf("site %s, agent %s (%s)", d.Site, d.Agent, a.cfg.Site.Name))
-	fmt.Fprintln(&b, p.Sprintf("storage in %s", d.Storage))
-	fmt.Fprint(&b, p.Sprintf("services: %s", services))
+	fmt.Fprintln(&b, p.Sprintf("printer: %s", d.Printer))
+	if len(faults) == 0 {
+		fmt.Fprintln(&b, p.Sprintf("no fault"))
+	}
+	for _, f := range faults {
+		fmt.Fprintln(&b, p.Sprintf("fault %s on %s since %s", f.Code, p.Sprintf(string(f.Device)), f.Since.Local().Format("2006-01-02 15:04:05")))
+	}
+	fmt.Fprintln(&b, p.Sprintf("events waiting for central: %d (last %d, acknowledged up to %d)", st.Depth, st.LastSeq, st.LastAck))
+	fmt.Fprint(&b, p.Sprintf("storage in %s", d.Storage))
 	return b.String(), d, nil
 }
 

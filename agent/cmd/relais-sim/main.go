@@ -5,16 +5,32 @@
 //
 // Usage:
 //
-//	relais-sim printer [--attributes FILE.ipp] [--listen ADDR]
+//	relais-sim printer [--listen ADDR] [--attributes FILE.ipp] [--control ADDR] [--name NAME] [--keep DIR]
 //	relais-sim scanner [--capabilities FILE.xml] [--listen ADDR]
 //	relais-sim fleet   --agents N --rate R --broker URL
+//
+// The printer logs the URI it serves (uri=ipp://...) and its control
+// address (control=http://...) on standard error, and runs until
+// interrupted. Its faults are set at run time through the control
+// address; see relais-sim printer --help.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/relais-fr/relais/agent/sim/printer"
 )
 
 var simulators = []struct{ name, usage string }{
@@ -44,6 +60,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintln(stdout, "relais-sim", v)
 		return 0
+	case "printer":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runPrinter(ctx, args[1:], stdout, stderr)
 	}
 	for _, s := range simulators {
 		if s.name == args[0] {
@@ -61,4 +81,96 @@ func usage(w io.Writer) {
 	for _, s := range simulators {
 		fmt.Fprintf(w, "  %-8s %s\n", s.name, s.usage)
 	}
+}
+
+// runPrinter runs the printer simulator until ctx ends, and returns the
+// exit status.
+func runPrinter(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("relais-sim printer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8631", "serve IPP on `ADDR` (host:port; port 0 picks one)")
+	attributes := fs.String("attributes", "", "replay the printer attributes of a real device's raw Get-Printer-Attributes response `FILE.ipp`")
+	control := fs.String("control", "127.0.0.1:8632", "serve the control endpoint on the loopback `ADDR` (empty: none)")
+	name := fs.String("name", "", "printer-name (default: the replayed device's, or \"Relais Sim\")")
+	keep := fs.String("keep", "", "keep each document received in `DIR` (default: discard)")
+	maxDoc := fs.Int64("max-document", printer.DefaultMaxDocumentBytes, "refuse documents larger than `BYTES`")
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintln(out, "usage: relais-sim printer [flags]\n\nA simulated IPP Everywhere printer, at ipp://ADDR/ipp/print, with faults set at run time.\n\nflags:")
+		fs.PrintDefaults()
+		fmt.Fprint(out, "\n"+printer.ControlHelp)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "relais-sim printer: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("sim", "printer")
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "relais-sim printer: "+format+"\n", a...)
+		return 1
+	}
+	cfg := printer.Config{Name: *name, KeepDir: *keep, MaxDocumentBytes: *maxDoc, Log: log}
+	if *maxDoc <= 0 {
+		return fail("--max-document must be positive")
+	}
+	if *attributes != "" {
+		attrs, err := printer.LoadAttributes(*attributes)
+		if err != nil {
+			return fail("--attributes: %v", err)
+		}
+		cfg.Attributes = attrs
+	}
+	var ctl net.Listener
+	if *control != "" {
+		if err := loopback(*control); err != nil {
+			return fail("--control: %v", err)
+		}
+		var err error
+		if ctl, err = net.Listen("tcp", *control); err != nil {
+			return fail("--control: %v", err)
+		}
+		defer ctl.Close()
+	}
+	p, err := printer.New(cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer p.Close()
+	if err := p.Listen(*listen); err != nil {
+		return fail("--listen: %v", err)
+	}
+	log.Info("listening", "uri", p.URI())
+	if ctl != nil {
+		srv := &http.Server{Handler: p.ControlHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ctl)
+		defer srv.Close()
+		log.Info("control", "control", "http://"+ctl.Addr().String()+"/")
+	}
+	<-ctx.Done()
+	log.Info("stopping")
+	return 0
+}
+
+// loopback accepts a host:port whose host is a loopback address or
+// localhost: the control endpoint has no authentication.
+func loopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%s is not a loopback address: the control endpoint has no authentication", host)
+	}
+	return nil
 }

@@ -179,10 +179,13 @@ func printVersion(args []string, stdout, stderr io.Writer) error {
 }
 
 // buildVersion is the version set at build time, else the one the Go
-// toolchain recorded from the module or its VCS revision.
+// toolchain recorded from the module or its VCS revision, else "devel".
 func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && version == "" {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 		return bi.Main.Version
 	}
-	return version
+	return "devel"
 }
