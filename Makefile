@@ -54,9 +54,14 @@ demo: build
 	@echo "make demo: not yet. The simulated fleet and the dashboard are not built yet;"
 	@echo "for now bin/ holds the three binaries: bin/relais-agent check --config configs/agent.example.toml"
 
-## bench: every benchmark, with figures next to their peers
+## bench: every benchmark, with figures next to their peers measured in the same run
+# Go benchmarks first (benchstat-friendly output), then the load scenarios
+# (TestBench*), which start real peers (ippeveprinter, CUPS, ...) and print
+# each figure with its ratio to the peer.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+	RELAIS_BENCH=1 RELAIS_REQUIRE_PEERS=1 $(GO) test -count=1 -timeout 14m -run '^TestBench' -v ./... | grep -v '^=== RUN\|^--- SKIP\|^    .*: a load scenario\|^?\|no tests to run'
+
 
 ## lint: gofmt and go vet
 lint:
