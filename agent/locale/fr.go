@@ -55,6 +55,7 @@ var french = map[string]string{
 	"no fault":                                   "aucune panne",
 	"fault %s on %s since %s":                    "panne %s sur %s depuis %s",
 	"events waiting for central: %d (last %d, acknowledged up to %d)": "événements en attente pour le central : %d (dernier %d, acquittés jusqu'à %d)",
-	"agent": "agent",
-	"host":  "hôte",
+	"agent":                    "agent",
+	"host":                     "hôte",
+	"last events for central:": "derniers événements pour le central :",
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -95,6 +96,7 @@ func (a *agent) service(ctx context.Context, self *upstream.Client, port int) (d
 		Port:      port,
 		MakeModel: str("printer-make-and-model"),
 		Location:  str("printer-location"),
+		AdminURL:  a.localPageURL(),
 		UUID:      str("printer-uuid"),
 		Formats:   advertisedFormats(list("document-format-supported")),
 		Color:     str("color-supported") == "true",
@@ -110,6 +112,20 @@ func (a *agent) service(ctx context.Context, self *upstream.Client, port int) (d
 		svc.Formats = slices.DeleteFunc(svc.Formats, func(f string) bool { return f == "image/urf" })
 	}
 	return svc, svc.Validate()
+}
+
+// localPageURL is the address of the local page under the agent's mDNS
+// host name, which every client that found the queue can resolve.
+func (a *agent) localPageURL() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return ""
+	}
+	host, _, _ = strings.Cut(host, ".")
+	if _, port, err := net.SplitHostPort(a.cfg.Web.Listen); err == nil && port != "80" {
+		return "http://" + net.JoinHostPort(host+".local", port) + "/"
+	}
+	return "http://" + host + ".local/"
 }
 
 // advertisedFormats orders the formats as clients prefer them and leaves

@@ -180,6 +180,17 @@ func TestCUPSPrintsThroughAgent(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("ippeveprinter received %d bytes that differ from the %d printed", len(got), len(want))
 	}
+
+	// The usage event is recorded for central, with counts and no name.
+	agent.waitFor("job completed", 60*time.Second, agent.drained)
+	out, _, code := run(t, "ctl", "--config", agent.config, "queue")
+	_, events, _ := strings.Cut(out, "derniers événements pour le central :")
+	if code != 0 || !strings.Contains(events, `"type":"print.completed","pages":1`) || !strings.Contains(events, `"source":"pc"`) {
+		t.Errorf("ctl queue: exit %d\n%s", code, out)
+	}
+	if strings.Contains(events, "attestation") || strings.Contains(events, "root") {
+		t.Errorf("an event names the document or its user:\n%s", events)
+	}
 }
 
 // TestPrinterFaults: out of paper, a job waits and the fault shows within

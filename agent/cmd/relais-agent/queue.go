@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,12 +13,16 @@ import (
 	"github.com/relais-fr/relais/agent/ctl"
 	"github.com/relais-fr/relais/agent/locale"
 	"github.com/relais-fr/relais/agent/printq"
+	"github.com/relais-fr/relais/central/api"
 )
 
 // queueCommands serves the print-queue commands of the control socket:
 // queue, release and cancel.
 type queueCommands struct {
-	q *printq.Queue
+	q      *printq.Queue
+	events interface {
+		Recent(n int) ([]api.Event, error)
+	}
 }
 
 func (c queueCommands) register(s *ctl.Server) {
@@ -65,7 +70,17 @@ func (c queueCommands) list(ctx context.Context, req ctl.Request) (string, any, 
 		waiting++
 		fmt.Fprintf(&b, "  %5d  %-10s %-24.24q %-12.12s %s\n", j.ID, p.Sprintf(stateNames[j.State]), j.Name, j.User, strings.Join(j.Reasons, ","))
 	}
-	fmt.Fprint(&b, p.Sprintf("%d job(s) waiting, %d finished job(s) kept", waiting, len(jobs)-waiting))
+	fmt.Fprintln(&b, p.Sprintf("%d job(s) waiting, %d finished job(s) kept", waiting, len(jobs)-waiting))
+	// The events recorded for central: counts only, never a name.
+	events, err := c.events.Recent(10)
+	if err != nil {
+		return "", nil, err
+	}
+	fmt.Fprint(&b, p.Sprintf("last events for central:"))
+	for _, e := range events {
+		data, _ := json.Marshal(e)
+		fmt.Fprintf(&b, "\n  %s", data)
+	}
 	return b.String(), lines, nil
 }
 

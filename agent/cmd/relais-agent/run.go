@@ -68,7 +68,7 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	defer a.close()
 	srv := ctl.NewServer()
 	srv.Handle("status", a.status)
-	queueCommands{a.queue}.register(srv)
+	queueCommands{a.queue, a.outbox}.register(srv)
 	if err := srv.Listen(cfg.Storage.Dir); err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
