@@ -1,9 +1,12 @@
 // Package hostapd talks to hostapd's control interface, the UNIX datagram
 // socket that hostapd opens for each access point (such as
-// /run/hostapd/wlan0): requests such as PING, STATUS and STA-FIRST/STA-NEXT,
-// and replies parsed into key=value maps. The client binds its own socket,
-// in a directory it is given, because hostapd answers to the sender's
-// address.
+// /run/hostapd/wlan0): requests such as PING, STATUS and STA-FIRST/STA-NEXT
+// (Stations), replies parsed into key=value maps, and a Monitor that
+// follows unsolicited events (AP-STA-CONNECTED, AP-ENABLED, ...) on a second,
+// attached connection, notices a dead hostapd by PING and reconnects when it
+// comes back. The client binds its own socket, in a directory it is given,
+// because hostapd answers to the sender's address. Station addresses are
+// handed to the caller and never logged here.
 package hostapd
 
 import (
@@ -80,13 +83,23 @@ func (c *Conn) Request(ctx context.Context, cmd string) (string, error) {
 		}
 		switch strings.TrimSpace(reply) {
 		case "FAIL":
-			return "", fmt.Errorf("hostapd refused %q", cmd)
+			return "", &refusedError{cmd}
 		case "UNKNOWN COMMAND":
-			return "", fmt.Errorf("hostapd does not know %q", cmd)
+			return "", &unknownError{cmd}
 		}
 		return reply, nil
 	}
 }
+
+// refusedError is hostapd's FAIL reply to a command.
+type refusedError struct{ cmd string }
+
+func (e *refusedError) Error() string { return fmt.Sprintf("hostapd refused %q", e.cmd) }
+
+// unknownError is hostapd's UNKNOWN COMMAND reply.
+type unknownError struct{ cmd string }
+
+func (e *unknownError) Error() string { return fmt.Sprintf("hostapd does not know %q", e.cmd) }
 
 // Ping checks that hostapd answers.
 func (c *Conn) Ping(ctx context.Context) error {
