@@ -21,6 +21,7 @@ import (
 	"github.com/relais-fr/relais/agent/outbox"
 	"github.com/relais-fr/relais/agent/printq"
 	"github.com/relais-fr/relais/agent/probe"
+	"github.com/relais-fr/relais/agent/wifi"
 	"github.com/relais-fr/relais/central/api"
 	"github.com/relais-fr/relais/configs"
 	"github.com/relais-fr/relais/systemd"
@@ -81,6 +82,10 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	g.Go(func() error { return srv.Serve(gctx) })
 	g.Go(func() error { return a.queue.Run(gctx) })
 	g.Go(func() error { return serveHTTP(gctx, ippLn, a.ipp) })
+	g.Go(func() error { return a.watchHost(gctx) })
+	if a.wifi != nil {
+		g.Go(func() error { return a.wifi.Run(gctx) })
+	}
 	if cfg.IPP.DNSSD {
 		g.Go(func() error { return a.advertise(gctx, ippLn.Addr()) })
 	}
@@ -111,6 +116,8 @@ type agent struct {
 	outbox     *outbox.Outbox
 	queue      *printq.Queue
 	ipp        *ippserver.Server
+	wifi       *wifi.Watch // nil when the access point is not watched
+	health     health
 }
 
 // openAgent opens the agent's durable state — the outbox, then the print
@@ -146,6 +153,10 @@ func openAgent(cfg *configs.Agent, configPath string) (*agent, error) {
 		MaxJobBytes:            cfg.IPP.MaxJobBytes,
 		JobsPerClientPerMinute: cfg.IPP.JobsPerClientPerMinute,
 	})
+	if a.wifi, err = a.newWiFi(); err != nil {
+		a.close()
+		return nil, fmt.Errorf("[wifi]: %w", err)
+	}
 	return a, nil
 }
 
