@@ -9,6 +9,7 @@ import (
 
 	"github.com/relais-fr/relais/agent/hostinfo"
 	"github.com/relais-fr/relais/agent/printq"
+	"github.com/relais-fr/relais/agent/web"
 	"github.com/relais-fr/relais/agent/wifi"
 	"github.com/relais-fr/relais/central/api"
 )
@@ -149,4 +150,26 @@ func (a *agent) Metrics() api.Metrics {
 	}
 	m.Host = a.health.lastHost()
 	return m
+}
+
+// pageStatus is what the local page shows beyond the queue and the inbox.
+func (a *agent) pageStatus() web.PageStatus {
+	ps := web.PageStatus{
+		Version:   buildVersion(),
+		Started:   a.started,
+		NoPrinter: a.cfg.Printer.URI == "",
+		Hold:      a.cfg.Printer.Hold,
+		Host:      a.health.lastHost(),
+	}
+	_, ps.Faults = a.Status()
+	if a.wifi != nil {
+		w := a.wifi.Snapshot()
+		ps.WiFi = &w
+	}
+	if a.cfg.MQTT.Broker != "" {
+		if st, err := a.outbox.Stats(); err == nil {
+			ps.Outbox = &web.OutboxStatus{Depth: st.Depth, LastSeq: st.LastSeq, LastAck: st.LastAck}
+		}
+	}
+	return ps
 }

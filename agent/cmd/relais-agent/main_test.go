@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,7 +51,7 @@ func writeConfig(t *testing.T, body string) (path, storage string) {
 	storage = filepath.Join(dir, "state")
 	path = filepath.Join(dir, "agent.toml")
 	// Tests listen on loopback only and never multicast: DNS-SD is off.
-	cfg := fmt.Sprintf("[site]\nid = \"ccas-nord\"\nagent = \"pi-1\"\nname = \"CCAS Nord\"\n\n[storage]\ndir = %q\n\n[ipp]\nlisten = \"127.0.0.1:0\"\ndnssd = false\n%s", storage, body)
+	cfg := fmt.Sprintf("[site]\nid = \"ccas-nord\"\nagent = \"pi-1\"\nname = \"CCAS Nord\"\n\n[storage]\ndir = %q\n\n[ipp]\nlisten = \"127.0.0.1:0\"\ndnssd = false\n\n[web]\nlisten = \"127.0.0.1:0\"\n%s", storage, body)
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +77,7 @@ func TestUsage(t *testing.T) {
 func TestCheckReportsTypoWithLine(t *testing.T) {
 	path, _ := writeConfig(t, "\n[panel]\nsimulate = true\nbuton = \"GPIO4\"\n")
 	out, _, code := run(t, "check", "--config", path)
-	if code != 1 || !strings.Contains(out, "agent.toml:15: panel.buton: unknown key") {
+	if code != 1 || !strings.Contains(out, "agent.toml:18: panel.buton: unknown key") {
 		t.Errorf("exit %d, output:\n%s", code, out)
 	}
 }
@@ -117,7 +119,8 @@ func TestRunRefusesWithoutGPIO(t *testing.T) {
 func TestRunLifecycle(t *testing.T) {
 	path, storage := writeConfig(t, "\n[panel]\nsimulate = true\n")
 	notify := peertest.ListenNotify(t)
-	cmd := agentCommand(t, "run", "--config", path)
+	webPort := peertest.FreePort(t)
+	cmd := agentCommand(t, "run", "--config", path, "--set", fmt.Sprintf("web.listen=127.0.0.1:%d", webPort))
 	cmd.Env = append(cmd.Env, "NOTIFY_SOCKET="+notify.Path)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -130,6 +133,16 @@ func TestRunLifecycle(t *testing.T) {
 	resp, err := ctl.Call(context.Background(), storage, ctl.Request{Command: "status", Lang: "en"})
 	if err != nil || !strings.Contains(resp.Text, "site ccas-nord, agent pi-1 (CCAS Nord)") {
 		t.Errorf("status: %+v, %v", resp, err)
+	}
+	// The aidant's local page answers, in French.
+	page, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", webPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK || !strings.Contains(string(body), "CCAS Nord") || !strings.Contains(string(body), `lang="fr"`) {
+		t.Errorf("local page: %s\n%s", page.Status, body)
 	}
 	out, _, code := run(t, "ctl", "--config", path, "--json", "status")
 	if code != 0 || !strings.Contains(out, `"site": "ccas-nord"`) {

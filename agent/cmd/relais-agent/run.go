@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,11 +18,13 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/relais-fr/relais/agent/ctl"
+	"github.com/relais-fr/relais/agent/inbox"
 	"github.com/relais-fr/relais/agent/ippserver"
 	"github.com/relais-fr/relais/agent/locale"
 	"github.com/relais-fr/relais/agent/outbox"
 	"github.com/relais-fr/relais/agent/printq"
 	"github.com/relais-fr/relais/agent/probe"
+	"github.com/relais-fr/relais/agent/web"
 	"github.com/relais-fr/relais/agent/wifi"
 	"github.com/relais-fr/relais/central/api"
 	"github.com/relais-fr/relais/configs"
@@ -77,12 +81,18 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("[ipp] listen: %w", err)
 	}
+	webLn, err := listen(cfg.Web.Listen)
+	if err != nil {
+		return fmt.Errorf("[web] listen: %w", err)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx) })
 	g.Go(func() error { return a.queue.Run(gctx) })
 	g.Go(func() error { return serveHTTP(gctx, ippLn, a.ipp) })
 	g.Go(func() error { return a.watchHost(gctx) })
+	g.Go(func() error { return a.inbox.Run(gctx) })
+	g.Go(func() error { return serveHTTP(gctx, webLn, a.web) })
 	if a.wifi != nil {
 		g.Go(func() error { return a.wifi.Run(gctx) })
 	}
@@ -97,7 +107,7 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 		slog.Error("cannot record agent.started", "err", err)
 	}
 	slog.Info("relais-agent started", "version", buildVersion(), "site", cfg.Site.ID, "agent", cfg.Site.Agent,
-		"storage", cfg.Storage.Dir, "ipp", "ipp://"+ippLn.Addr().String()+ippserver.Path)
+		"storage", cfg.Storage.Dir, "ipp", "ipp://"+ippLn.Addr().String()+ippserver.Path, "web", "http://"+webLn.Addr().String()+"/")
 	systemd.Ready()
 	systemd.Status("running")
 
@@ -116,6 +126,8 @@ type agent struct {
 	outbox     *outbox.Outbox
 	queue      *printq.Queue
 	ipp        *ippserver.Server
+	inbox      *inbox.Inbox
+	web        http.Handler
 	wifi       *wifi.Watch // nil when the access point is not watched
 	health     health
 }
@@ -153,6 +165,19 @@ func openAgent(cfg *configs.Agent, configPath string) (*agent, error) {
 		MaxJobBytes:            cfg.IPP.MaxJobBytes,
 		JobsPerClientPerMinute: cfg.IPP.JobsPerClientPerMinute,
 	})
+	a.inbox, err = inbox.Open(filepath.Join(cfg.Storage.Dir, "inbox"), inbox.Options{
+		Retention:           cfg.Scans.Retention,
+		DeleteAfterDownload: cfg.Scans.DeleteAfterDownload,
+	})
+	if err != nil {
+		a.close()
+		return nil, fmt.Errorf("scan inbox: %w", err)
+	}
+	var allow []netip.Prefix
+	for _, n := range cfg.Web.Allow {
+		allow = append(allow, netip.MustParsePrefix(n)) // validated by configs
+	}
+	a.web = web.New(web.Config{Allow: allow, SiteName: name, Inbox: a.inbox, Queue: q, Status: a.pageStatus})
 	if a.wifi, err = a.newWiFi(); err != nil {
 		a.close()
 		return nil, fmt.Errorf("[wifi]: %w", err)
