@@ -242,4 +242,17 @@ var french = map[string]string{
 	"out of order: staff needed": "en panne : intervention nécessaire",
 	"not checked yet":            "pas encore vérifié",
 	"Scan the code or type the address in a browser on the site's network: latest scans, held prints, state of the devices.": "Scannez le code ou tapez l'adresse dans un navigateur sur le réseau du site : derniers scans, impressions retenues, état des appareils.",
+	// relais-agent ctl press, led
+	"want short, long or verylong":                      "indiquez short, long ou verylong",
+	"%q is not a gesture; want short, long or verylong": "%q n'est pas un appui ; indiquez short, long ou verylong",
+	"%s press made": "appui %s fait",
+	"short":         "court",
+	"long":          "long",
+	"verylong":      "très long",
+	"off":           "éteint",
+	"ready":         "prêt (allumé fixe)",
+	"acknowledge":   "appui reçu (clignement bref)",
+	"working":       "travail en cours (clignote 1 fois par seconde)",
+	"fault":         "panne, appeler le personnel (clignote 4 fois par seconde)",
+	"identify":      "identification (clignote vite pendant 10 s)",
 }

@@ -148,9 +148,28 @@ func TestRunLifecycle(t *testing.T) {
 	if code != 0 || !strings.Contains(out, `"site": "ccas-nord"`) {
 		t.Errorf("ctl --json status: exit %d, %s", code, out)
 	}
-	_, errs, code := run(t, "ctl", "--config", path, "press", "short")
-	if code != 1 || !strings.Contains(errs, `no command "press"`) {
-		t.Errorf("ctl press: exit %d, %q", code, errs)
+	// The simulated button: a short press with no scanner and no held
+	// print is acknowledged, and recorded as a gesture and a failed scan.
+	out, errs, code := run(t, "ctl", "--config", path, "press", "short")
+	if code != 0 {
+		t.Errorf("ctl press short: exit %d, %q", code, errs)
+	}
+	if out, _, code := run(t, "ctl", "--config", path, "--json", "led"); code != 0 || !strings.Contains(out, `"pattern"`) {
+		t.Errorf("ctl led: exit %d, %s", code, out)
+	}
+	if _, errs, code := run(t, "ctl", "--config", path, "press", "hard"); code != 1 || !strings.Contains(errs, "not a gesture") {
+		t.Errorf("ctl press hard: exit %d, %q", code, errs)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _, _ = run(t, "ctl", "--config", path, "queue")
+		if strings.Contains(out, `"type":"button.pressed","gesture":"short"`) && strings.Contains(out, `"type":"scan.failed","reason":"no-scanner"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no button.pressed and scan.failed events:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition
 	}
 	_, errs, code = run(t, "run", "--config", path, "--set", "panel.simulate=true")
 	if code != 1 || !strings.Contains(errs, "another relais-agent is running") {

@@ -22,8 +22,9 @@ import (
 	"github.com/relais-fr/relais/agent/ippserver"
 	"github.com/relais-fr/relais/agent/locale"
 	"github.com/relais-fr/relais/agent/outbox"
+	"github.com/relais-fr/relais/agent/panel"
 	"github.com/relais-fr/relais/agent/printq"
-	"github.com/relais-fr/relais/agent/probe"
+	"github.com/relais-fr/relais/agent/scan"
 	"github.com/relais-fr/relais/agent/web"
 	"github.com/relais-fr/relais/agent/wifi"
 	"github.com/relais-fr/relais/central/api"
@@ -49,11 +50,6 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if !cfg.Panel.Simulate {
-		if err := probe.CheckPins(cfg.Panel); err != nil {
-			return err
-		}
-	}
 	if err := os.MkdirAll(cfg.Storage.Dir, 0o750); err != nil {
 		return err
 	}
@@ -74,6 +70,7 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	srv := ctl.NewServer()
 	srv.Handle("status", a.status)
 	queueCommands{a.queue, a.outbox}.register(srv)
+	a.registerPanel(srv)
 	if err := srv.Listen(cfg.Storage.Dir); err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
@@ -91,6 +88,12 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	g.Go(func() error { return a.queue.Run(gctx) })
 	g.Go(func() error { return serveHTTP(gctx, ippLn, a.ipp) })
 	g.Go(func() error { return a.watchHost(gctx) })
+	g.Go(func() error { return a.panel.Run(gctx) })
+	g.Go(func() error { return a.watchLED(gctx) })
+	g.Go(func() error {
+		d := &panel.Dispatcher{Panel: a.panel, Handlers: a.buttonHandlers(), Observe: a.observeGesture, Logger: slog.Default()}
+		return d.Run(gctx)
+	})
 	g.Go(func() error { return a.inbox.Run(gctx) })
 	g.Go(func() error { return serveHTTP(gctx, webLn, a.web) })
 	if a.wifi != nil {
@@ -129,6 +132,8 @@ type agent struct {
 	inbox      *inbox.Inbox
 	web        http.Handler
 	wifi       *wifi.Watch // nil when the access point is not watched
+	panel      *panel.Panel
+	scanner    scan.Scanner // nil without a scanner
 	health     health
 }
 
@@ -158,12 +163,25 @@ func openAgent(cfg *configs.Agent, configPath string) (*agent, error) {
 		name = cfg.Site.ID
 	}
 	a := &agent{cfg: cfg, configPath: configPath, started: time.Now(), outbox: ob, queue: q}
+	// Without GPIO the agent refuses to start, unless the panel is
+	// simulated: the button and LED are the visitor's whole interface.
+	if a.panel, err = panel.Open(cfg.Panel, panel.Options{}); err != nil {
+		a.close()
+		return nil, err
+	}
+	if a.scanner, err = newScanner(cfg.Scanner); err != nil {
+		a.close()
+		return nil, fmt.Errorf("[scanner]: %w", err)
+	}
 	a.ipp = ippserver.New(q, ippserver.Config{
 		Name:                   name,
 		Location:               cfg.Site.Name,
 		UUID:                   ippserver.PrinterUUID(cfg.Site.ID, cfg.Site.Agent),
 		MaxJobBytes:            cfg.IPP.MaxJobBytes,
 		JobsPerClientPerMinute: cfg.IPP.JobsPerClientPerMinute,
+		Identify: func(actions []string, message string) {
+			a.panel.Identify(panel.IdentifyDuration)
+		},
 	})
 	a.inbox, err = inbox.Open(filepath.Join(cfg.Storage.Dir, "inbox"), inbox.Options{
 		Retention:           cfg.Scans.Retention,
@@ -186,6 +204,11 @@ func openAgent(cfg *configs.Agent, configPath string) (*agent, error) {
 }
 
 func (a *agent) close() {
+	if a.panel != nil {
+		if err := a.panel.Close(); err != nil {
+			slog.Error("closing the panel", "err", err)
+		}
+	}
 	if err := a.queue.Close(); err != nil {
 		slog.Error("closing the print queue", "err", err)
 	}
