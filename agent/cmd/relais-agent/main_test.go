@@ -24,6 +24,11 @@ func TestMain(m *testing.M) {
 	if os.Getenv("RELAIS_TEST_MAIN") == "1" {
 		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	// Texts are checked in French, the default language: whatever the
+	// machine's locale, the tests run in the default one.
+	os.Unsetenv("LC_ALL")
+	os.Unsetenv("LC_MESSAGES")
+	os.Setenv("LANG", "C.UTF-8")
 	os.Exit(m.Run())
 }
 
