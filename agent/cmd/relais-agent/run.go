@@ -24,6 +24,7 @@ import (
 	"github.com/relais-fr/relais/agent/outbox"
 	"github.com/relais-fr/relais/agent/panel"
 	"github.com/relais-fr/relais/agent/printq"
+	"github.com/relais-fr/relais/agent/report"
 	"github.com/relais-fr/relais/agent/scan"
 	"github.com/relais-fr/relais/agent/web"
 	"github.com/relais-fr/relais/agent/wifi"
@@ -88,6 +89,9 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	g.Go(func() error { return a.queue.Run(gctx) })
 	g.Go(func() error { return serveHTTP(gctx, ippLn, a.ipp) })
 	g.Go(func() error { return a.watchHost(gctx) })
+	if a.reporter != nil {
+		g.Go(func() error { return a.reporter.Run(gctx) })
+	}
 	g.Go(func() error { return a.panel.Run(gctx) })
 	g.Go(func() error { return a.watchLED(gctx) })
 	g.Go(func() error {
@@ -133,7 +137,8 @@ type agent struct {
 	web        http.Handler
 	wifi       *wifi.Watch // nil when the access point is not watched
 	panel      *panel.Panel
-	scanner    scan.Scanner // nil without a scanner
+	reporter   *report.Reporter // nil without a broker
+	scanner    scan.Scanner     // nil without a scanner
 	health     health
 }
 
@@ -196,6 +201,16 @@ func openAgent(cfg *configs.Agent, configPath string) (*agent, error) {
 		allow = append(allow, netip.MustParsePrefix(n)) // validated by configs
 	}
 	a.web = web.New(web.Config{Allow: allow, SiteName: name, Inbox: a.inbox, Queue: q, Status: a.pageStatus})
+	if cfg.MQTT.Broker != "" {
+		a.reporter, err = report.New(report.Config{
+			MQTT: cfg.MQTT, Site: cfg.Site.ID, Agent: cfg.Site.Agent, Version: buildVersion(),
+			Source: a, Commands: agentCommands{a},
+		}, ob)
+		if err != nil {
+			a.close()
+			return nil, fmt.Errorf("[mqtt]: %w", err)
+		}
+	}
 	if a.wifi, err = a.newWiFi(); err != nil {
 		a.close()
 		return nil, fmt.Errorf("[wifi]: %w", err)
@@ -224,14 +239,15 @@ func (a *agent) alive() error {
 }
 
 type statusData struct {
-	Version string      `json:"version"`
-	Started time.Time   `json:"started"`
-	Site    string      `json:"site"`
-	Agent   string      `json:"agent"`
-	Config  string      `json:"config"`
-	Storage string      `json:"storage"`
-	Printer string      `json:"printer"`
-	Faults  []api.Fault `json:"faults"`
+	Version string        `json:"version"`
+	Started time.Time     `json:"started"`
+	Site    string        `json:"site"`
+	Agent   string        `json:"agent"`
+	Config  string        `json:"config"`
+	Storage string        `json:"storage"`
+	Printer string        `json:"printer"`
+	Faults  []api.Fault   `json:"faults"`
+	Central *report.State `json:"central,omitempty"`
 	Outbox  struct {
 		Depth   uint64 `json:"depth"`
 		LastSeq uint64 `json:"last_seq"`
@@ -264,6 +280,17 @@ func (a *agent) status(ctx context.Context, req ctl.Request) (string, any, error
 	}
 	for _, f := range faults {
 		fmt.Fprintln(&b, p.Sprintf("fault %s on %s since %s", f.Code, p.Sprintf(string(f.Device)), f.Since.Local().Format("2006-01-02 15:04:05")))
+	}
+	if a.reporter != nil {
+		rs := a.reporter.State()
+		d.Central = &rs
+		if rs.Connected {
+			fmt.Fprintln(&b, p.Sprintf("central: connected since %s", rs.Since.Local().Format("2006-01-02 15:04:05")))
+		} else {
+			fmt.Fprintln(&b, p.Sprintf("central: not connected (%s)", rs.LastError))
+		}
+	} else {
+		fmt.Fprintln(&b, p.Sprintf("central: none configured"))
 	}
 	fmt.Fprintln(&b, p.Sprintf("events waiting for central: %d (last %d, acknowledged up to %d)", st.Depth, st.LastSeq, st.LastAck))
 	fmt.Fprint(&b, p.Sprintf("storage in %s", d.Storage))
