@@ -7,12 +7,9 @@ package probe
 
 import (
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +23,7 @@ import (
 	"periph.io/x/host/v3"
 
 	"github.com/relais-fr/relais/agent/hostapd"
+	"github.com/relais-fr/relais/agent/scan"
 	"github.com/relais-fr/relais/agent/uplink"
 	"github.com/relais-fr/relais/agent/upstream"
 	"github.com/relais-fr/relais/configs"
@@ -148,25 +146,13 @@ func Scanner(ctx context.Context, p *message.Printer, cfg configs.AgentScanner) 
 }
 
 func esclModel(ctx context.Context, root string) (string, error) {
-	url := strings.TrimSuffix(root, "/") + "/ScannerCapabilities"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	e, err := scan.NewESCL(root, scan.Options{RequestTimeout: Timeout})
 	if err != nil {
 		return "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	caps, err := e.Capabilities(ctx)
 	if err != nil {
 		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	var caps struct {
-		Version      string `xml:"Version"`
-		MakeAndModel string `xml:"MakeAndModel"`
-	}
-	if err := xml.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&caps); err != nil {
-		return "", fmt.Errorf("GET %s: not eSCL capabilities: %w", url, err)
 	}
 	return strings.TrimSpace(caps.MakeAndModel + " (eSCL " + caps.Version + ")"), nil
 }

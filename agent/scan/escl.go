@@ -441,12 +441,10 @@ func (e *ESCL) createJob(ctx context.Context, p plan) (*url.URL, error) {
 				"format", p.settings.Format, "dpi", p.settings.XResolution, "mode", p.settings.ColorMode)
 			return job, nil
 		case code == http.StatusServiceUnavailable || code == http.StatusConflict:
-			_, r, why := e.explain(ctx, feeder)
-			if feeder && r == "" {
+			st, r, why := e.explain(ctx, feeder)
+			if feeder && r == "" && st != nil && st.ADFState == "ScannerAdfEmpty" {
 				// An empty feeder explains a refused feeder job.
-				if st, _ := e.ScannerStatus(ctx); st != nil && st.ADFState == "ScannerAdfEmpty" {
-					r, why = NoDocuments, "feeder empty"
-				}
+				r, why = NoDocuments, "feeder empty"
 			}
 			switch r {
 			case "", Busy:

@@ -301,10 +301,19 @@ func (s *SANE) deviceOptions(ctx context.Context, fresh bool) (*saneOptions, err
 }
 
 // Status implements Scanner: "processing" while this driver scans, else
-// "idle" when the device opens.
+// "idle" when the device opens (scanimage -A).
 func (s *SANE) Status(ctx context.Context) (Status, error) {
+	processing := Status{State: "processing", Model: s.device}
 	if s.busy.Load() {
-		return Status{State: "processing", Model: s.device}, nil
+		return processing, nil
+	}
+	// Opening the device while a scan has it would make the scan fail
+	// with "Device busy": hold the scan lock meanwhile.
+	select {
+	case s.lock <- struct{}{}:
+		defer func() { <-s.lock }()
+	default:
+		return processing, nil
 	}
 	if _, err := s.deviceOptions(ctx, true); err != nil {
 		return Status{}, err

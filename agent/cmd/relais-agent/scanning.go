@@ -87,7 +87,7 @@ func (a *agent) copy(ctx context.Context) error {
 	if !a.printerTakes(format) && a.printerTakes(scan.FormatJPEG) {
 		format = scan.FormatJPEG
 	}
-	f, res, err := a.scanOnce(ctx, scan.Request{Format: format, Color: true})
+	f, res, err := a.scanOnce(ctx, scan.Request{Format: format, Color: true, Resolution: a.cfg.Scanner.Resolution})
 	if err != nil {
 		return err
 	}
@@ -118,7 +118,7 @@ func (a *agent) printerTakes(format string) bool {
 // scanToInbox scans to one PDF in the inbox, where the aidant picks it up
 // from the local page until it expires.
 func (a *agent) scanToInbox(ctx context.Context) error {
-	f, res, err := a.scanOnce(ctx, scan.Request{Format: scan.FormatPDF, Color: true})
+	f, res, err := a.scanOnce(ctx, scan.Request{Format: scan.FormatPDF, Color: true, Resolution: a.cfg.Scanner.Resolution})
 	if err != nil {
 		return err
 	}

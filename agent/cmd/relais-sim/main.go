@@ -6,13 +6,15 @@
 // Usage:
 //
 //	relais-sim printer [--listen ADDR] [--attributes FILE.ipp] [--control ADDR] [--name NAME] [--keep DIR]
-//	relais-sim scanner [--capabilities FILE.xml] [--listen ADDR]
+//	relais-sim scanner [--listen ADDR] [--capabilities FILE.xml] [--control ADDR] [--adf N]
 //	relais-sim fleet   --agents N --rate R --broker URL
 //
 // The printer logs the URI it serves (uri=ipp://...) and its control
 // address (control=http://...) on standard error, and runs until
 // interrupted. Its faults are set at run time through the control
-// address; see relais-sim printer --help.
+// address; see relais-sim printer --help. The scanner likewise logs its
+// eSCL root (url=http://.../eSCL) and its control address; see relais-sim
+// scanner --help.
 package main
 
 import (
@@ -31,6 +33,7 @@ import (
 	"time"
 
 	"github.com/relais-fr/relais/agent/sim/printer"
+	"github.com/relais-fr/relais/agent/sim/scanner"
 )
 
 var simulators = []struct{ name, usage string }{
@@ -64,6 +67,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return runPrinter(ctx, args[1:], stdout, stderr)
+	case "scanner":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runScanner(ctx, args[1:], stdout, stderr)
 	}
 	for _, s := range simulators {
 		if s.name == args[0] {
@@ -150,6 +157,83 @@ func runPrinter(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	log.Info("listening", "uri", p.URI())
 	if ctl != nil {
 		srv := &http.Server{Handler: p.ControlHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ctl)
+		defer srv.Close()
+		log.Info("control", "control", "http://"+ctl.Addr().String()+"/")
+	}
+	<-ctx.Done()
+	log.Info("stopping")
+	return 0
+}
+
+// runScanner runs the scanner simulator until ctx ends, and returns the
+// exit status.
+func runScanner(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("relais-sim scanner", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8633", "serve eSCL on `ADDR` (host:port; port 0 picks one)")
+	capabilities := fs.String("capabilities", "", "replay a real device's eSCL ScannerCapabilities `FILE.xml`")
+	control := fs.String("control", "127.0.0.1:8634", "serve the control endpoint on the loopback `ADDR` (empty: none)")
+	adf := fs.Int("adf", 0, "sheets loaded in the document feeder at start (`N`)")
+	fs.Usage = func() {
+		out := fs.Output()
+		fmt.Fprintln(out, "usage: relais-sim scanner [flags]\n\nA simulated eSCL (AirScan) scanner, at http://ADDR/eSCL, with faults set at run time.\n\nflags:")
+		fs.PrintDefaults()
+		fmt.Fprint(out, "\n"+scanner.ControlHelp)
+	}
+	// The flag package would print the usage to stderr for --help too:
+	// parse silently, and print it where it belongs.
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+		fmt.Fprintln(stderr, "relais-sim scanner:", err)
+		fs.SetOutput(stderr)
+		fs.Usage()
+		return 2
+	}
+	fs.SetOutput(stderr)
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "relais-sim scanner: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("sim", "scanner")
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "relais-sim scanner: "+format+"\n", a...)
+		return 1
+	}
+	cfg := scanner.Config{ADF: *adf, Log: log}
+	if *capabilities != "" {
+		caps, err := scanner.LoadCapabilities(*capabilities)
+		if err != nil {
+			return fail("--capabilities: %v", err)
+		}
+		cfg.Capabilities = caps
+	}
+	var ctl net.Listener
+	if *control != "" {
+		if err := loopback(*control); err != nil {
+			return fail("--control: %v", err)
+		}
+		var err error
+		if ctl, err = net.Listen("tcp", *control); err != nil {
+			return fail("--control: %v", err)
+		}
+		defer ctl.Close()
+	}
+	s, err := scanner.New(cfg)
+	if err != nil {
+		return fail("%v", err)
+	}
+	if err := s.Listen(*listen); err != nil {
+		return fail("--listen: %v", err)
+	}
+	defer s.Close()
+	log.Info("listening", "url", s.URL(), "model", s.Capabilities().MakeAndModel)
+	if ctl != nil {
+		srv := &http.Server{Handler: s.ControlHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ctl)
 		defer srv.Close()
 		log.Info("control", "control", "http://"+ctl.Addr().String()+"/")

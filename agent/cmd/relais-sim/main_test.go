@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestOtherSimulatorsNotYet(t *testing.T) {
-	for _, name := range []string{"scanner", "fleet"} {
+	for _, name := range []string{"fleet"} {
 		var out, errb bytes.Buffer
 		if code := Main([]string{name}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "not available in this version") {
 			t.Errorf("%s: exit %d, %q", name, code, errb.String())
