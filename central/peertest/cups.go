@@ -257,7 +257,8 @@ func (c *Cupsd) WaitJob(t testing.TB, queue string, id int, limit time.Duration)
 		case state == 9:
 			return
 		case state == 7 || state == 8:
-			t.Fatalf("cupsd job %s-%d ended in state %d: %s", queue, id, state, strings.Join(detail, ", "))
+			ppd, _ := os.ReadFile(filepath.Join(c.Dir, "root", "ppd", queue+".ppd"))
+			t.Fatalf("cupsd job %s-%d ended in state %d: %s\nPPD:\n%s", queue, id, state, strings.Join(detail, ", "), ppd)
 		case time.Now().After(deadline):
 			t.Fatalf("cupsd job %s-%d in state %d after %v: %s", queue, id, state, limit, strings.Join(detail, ", "))
 		}

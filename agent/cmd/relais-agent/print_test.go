@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/jpeg"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,15 +164,32 @@ func markOf(t *testing.T, path string) string {
 func TestCUPSPrintsThroughAgent(t *testing.T) {
 	printer := peertest.IPPEvePrinter(t, peertest.IPPEveOptions{})
 	agent := startAgent(t, printer.URI)
+	// lpadmin -m everywhere builds its PPD from the agent's attributes:
+	// wait until they mirror the site printer's, as they do in service.
+	agent.waitFor("the printer's capabilities", 60*time.Second, func() bool {
+		return agent.status().Printer != "injoignable"
+	})
 	cups := peertest.CUPS(t)
 	cups.AddQueue(t, "relais", agent.URI)
 
-	doc := filepath.Join(t.TempDir(), "attestation.pdf")
-	want := markedPDF("cups-through-relais")
+	// A JPEG photo of a paper: CUPS passes image/jpeg through untouched to
+	// an IPP Everywhere printer that takes it (its PPD's filter is "-"), so
+	// what ippeveprinter keeps can be compared byte for byte. (A PDF goes
+	// through pdftopdf, and -o raw has no filter on an everywhere queue.)
+	doc := filepath.Join(t.TempDir(), "attestation.jpg")
+	img := image.NewGray(image.Rect(0, 0, 248, 351))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 7)
+	}
+	var jpg bytes.Buffer
+	if err := jpeg.Encode(&jpg, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := jpg.Bytes()
 	if err := os.WriteFile(doc, want, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	id := cups.Print(t, "relais", doc, "-o", "raw")
+	id := cups.Print(t, "relais", doc)
 	cups.WaitJob(t, "relais", id, 60*time.Second)
 	docs := printer.WaitDocuments(t, 1, 60*time.Second)
 	got, err := os.ReadFile(docs[0].Path)
