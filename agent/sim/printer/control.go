@@ -1,11 +1,10 @@
 package printer
 
 import (
-	"bufio"
-	"encoding/json"
+	"github.com/relais-fr/relais/agent/sim/control"
+
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -13,7 +12,7 @@ import (
 )
 
 // MaxControlBytes bounds a request to the control endpoint.
-const MaxControlBytes = 4 << 10
+const MaxControlBytes = control.MaxBytes
 
 // MaxSlow bounds the time a slow printer takes per job.
 const MaxSlow = time.Hour
@@ -98,60 +97,9 @@ func parseSlow(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// ControlHandler returns the control endpoint: GET answers the status as
-// JSON; POST applies the commands of its body, one per line, stopping at
-// the first error (answered 400), and answers the status after them.
+// ControlHandler returns the control endpoint (see package control): GET
+// answers the status as JSON; POST applies the commands of its body, one
+// per line.
 func (p *Printer) ControlHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			writeStatus(w, http.StatusOK, p.Status(), nil)
-		case http.MethodPost:
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxControlBytes))
-			if err != nil {
-				http.Error(w, "commands larger than 4 KiB", http.StatusRequestEntityTooLarge)
-				return
-			}
-			st := p.Status()
-			n := 0
-			sc := bufio.NewScanner(strings.NewReader(string(body)))
-			for sc.Scan() {
-				if strings.TrimSpace(sc.Text()) == "" {
-					continue
-				}
-				n++
-				if st, err = p.Command(sc.Text()); err != nil {
-					writeStatus(w, http.StatusBadRequest, st, err)
-					return
-				}
-			}
-			if n == 0 {
-				writeStatus(w, http.StatusBadRequest, st, errors.New("no command"))
-				return
-			}
-			writeStatus(w, http.StatusOK, st, nil)
-		default:
-			w.Header().Set("Allow", "GET, POST")
-			http.Error(w, "GET or POST", http.StatusMethodNotAllowed)
-		}
-	})
-}
-
-func writeStatus(w http.ResponseWriter, code int, st Status, err error) {
-	out := struct {
-		Status
-		Error string `json:"error,omitempty"`
-	}{Status: st}
-	if err != nil {
-		out.Error = err.Error()
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(out)
+	return control.Handler(p.Status, p.Command)
 }

@@ -1,18 +1,17 @@
 package scanner
 
 import (
-	"bufio"
-	"encoding/json"
+	"github.com/relais-fr/relais/agent/sim/control"
+
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 )
 
 // MaxControlBytes bounds a request to the control endpoint.
-const MaxControlBytes = 4 << 10
+const MaxControlBytes = control.MaxBytes
 
 // MaxCount bounds the counts of jam N and not-ready N.
 const MaxCount = 1000
@@ -107,60 +106,9 @@ func (s *Scanner) Command(line string) (Status, error) {
 	return s.Status(), err
 }
 
-// ControlHandler returns the control endpoint: GET answers the status as
-// JSON; POST applies the commands of its body, one per line, stopping at
-// the first error (answered 400), and answers the status after them.
+// ControlHandler returns the control endpoint (see package control): GET
+// answers the status as JSON; POST applies the commands of its body, one
+// per line.
 func (s *Scanner) ControlHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			writeStatus(w, http.StatusOK, s.Status(), nil)
-		case http.MethodPost:
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxControlBytes))
-			if err != nil {
-				http.Error(w, "commands larger than 4 KiB", http.StatusRequestEntityTooLarge)
-				return
-			}
-			st := s.Status()
-			n := 0
-			sc := bufio.NewScanner(strings.NewReader(string(body)))
-			for sc.Scan() {
-				if strings.TrimSpace(sc.Text()) == "" {
-					continue
-				}
-				n++
-				if st, err = s.Command(sc.Text()); err != nil {
-					writeStatus(w, http.StatusBadRequest, st, err)
-					return
-				}
-			}
-			if n == 0 {
-				writeStatus(w, http.StatusBadRequest, st, errors.New("no command"))
-				return
-			}
-			writeStatus(w, http.StatusOK, st, nil)
-		default:
-			w.Header().Set("Allow", "GET, POST")
-			http.Error(w, "GET or POST", http.StatusMethodNotAllowed)
-		}
-	})
-}
-
-func writeStatus(w http.ResponseWriter, code int, st Status, err error) {
-	out := struct {
-		Status
-		Error string `json:"error,omitempty"`
-	}{Status: st}
-	if err != nil {
-		out.Error = err.Error()
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(out)
+	return control.Handler(s.Status, s.Command)
 }
