@@ -18,7 +18,8 @@ import (
 // TestButtonCopyAndScan presses the simulated button as a visitor would:
 // a short press copies the 3 sheets of the eSCL simulator's feeder, printed
 // by ippeveprinter as one 3-page job; a long press leaves a scan that the
-// local page offers for download.
+// local page offers for download; a jam shows as a fault with the LED at
+// 4 Hz, cleared by the next scan that works.
 func TestButtonCopyAndScan(t *testing.T) {
 	printer := peertest.IPPEvePrinter(t, peertest.IPPEveOptions{})
 	sc, err := scanner.New(scanner.Config{ADF: 3})
@@ -83,4 +84,35 @@ func TestButtonCopyAndScan(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(pdf, []byte("%PDF")) {
 		t.Errorf("download %s: %s, %d bytes", link, resp.Status, len(pdf))
 	}
+
+	// A jam at the first sheet: the scan fails, the fault shows and the
+	// LED blinks at 4 Hz; the next scan that works clears it.
+	for _, cmd := range []string{"adf 1", "jam 1"} {
+		if _, err := sc.Command(cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	press("long")
+	agent.waitFor("scanner-jam fault and LED at 4 Hz", 60*time.Second, func() bool {
+		jam := false
+		for _, f := range agent.status().Faults {
+			jam = jam || f.Code == "scanner-jam"
+		}
+		out, _, _ := run(t, "ctl", "--config", agent.config, "--json", "led")
+		return jam && strings.Contains(out, `"fault"`)
+	})
+	for _, cmd := range []string{"clear", "adf 1"} {
+		if _, err := sc.Command(cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	press("long")
+	agent.waitFor("scanner fault cleared", 60*time.Second, func() bool {
+		for _, f := range agent.status().Faults {
+			if f.Device == "scanner" {
+				return false
+			}
+		}
+		return true
+	})
 }
