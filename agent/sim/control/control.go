@@ -9,9 +9,13 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // MaxBytes bounds the commands of one POST.
@@ -76,4 +80,40 @@ func write[S any](w http.ResponseWriter, code int, st S, err error) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(out)
+}
+
+// Switch reads the argument of an on/off command, given as its fields:
+// "NAME" alone and "NAME on|true|1" mean on, "NAME off|false|0" off.
+func Switch(f []string) (bool, error) {
+	switch {
+	case len(f) == 1:
+		return true, nil
+	case len(f) == 2 && (f[1] == "on" || f[1] == "true" || f[1] == "1"):
+		return true, nil
+	case len(f) == 2 && (f[1] == "off" || f[1] == "false" || f[1] == "0"):
+		return false, nil
+	}
+	return false, fmt.Errorf("%s: want on or off, got %q", f[0], strings.Join(f[1:], " "))
+}
+
+// NewServer returns the HTTP server of a simulated device: bounded headers
+// and idle connections, and net/http's own errors logged at debug level.
+func NewServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// HostPort is a listening address as clients should dial it: a wildcard
+// host becomes the loopback address.
+func HostPort(addr string) string {
+	host, port, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -39,17 +39,7 @@ func (p *Printer) Command(line string) (Status, error) {
 		return p.Status(), errors.New("empty command")
 	}
 	faults := p.Faults()
-	on := func() (bool, error) {
-		switch {
-		case len(f) == 1:
-			return true, nil
-		case len(f) == 2 && (f[1] == "on" || f[1] == "true" || f[1] == "1"):
-			return true, nil
-		case len(f) == 2 && (f[1] == "off" || f[1] == "false" || f[1] == "0"):
-			return false, nil
-		}
-		return false, fmt.Errorf("%s: want on or off, got %q", f[0], strings.Join(f[1:], " "))
-	}
+	on := func() (bool, error) { return control.Switch(f) }
 	var err error
 	switch f[0] {
 	case "media-empty":

@@ -15,6 +15,8 @@
 package printer
 
 import (
+	"github.com/relais-fr/relais/agent/sim/control"
+
 	"context"
 	"errors"
 	"fmt"
@@ -221,13 +223,7 @@ func (p *Printer) Listen(addr string) error {
 }
 
 func (p *Printer) serveLocked(ln net.Listener) {
-	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-	}
+	srv := control.NewServer(p, p.log)
 	served := make(chan struct{})
 	p.srv, p.served = srv, served
 	p.serving.Add(1)
@@ -246,11 +242,7 @@ func (p *Printer) URI() string {
 	if p.addr == "" {
 		return ""
 	}
-	host, port, _ := net.SplitHostPort(p.addr)
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return "ipp://" + net.JoinHostPort(host, port) + "/ipp/print"
+	return "ipp://" + control.HostPort(p.addr) + "/ipp/print"
 }
 
 // Close stops listening and processing jobs.

@@ -20,6 +20,8 @@
 package scanner
 
 import (
+	"github.com/relais-fr/relais/agent/sim/control"
+
 	"errors"
 	"fmt"
 	"io"
@@ -181,13 +183,7 @@ func (s *Scanner) Listen(addr string) error {
 }
 
 func (s *Scanner) serveLocked(ln net.Listener) {
-	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-	}
+	srv := control.NewServer(s, s.log)
 	served := make(chan struct{})
 	s.srv, s.served = srv, served
 	s.serving.Add(1)
@@ -206,11 +202,7 @@ func (s *Scanner) URL() string {
 	if s.addr == "" {
 		return ""
 	}
-	host, port, _ := net.SplitHostPort(s.addr)
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port) + "/eSCL"
+	return "http://" + control.HostPort(s.addr) + "/eSCL"
 }
 
 // Close stops listening.
