@@ -47,8 +47,8 @@ type command struct {
 var commands = []command{
 	{"run", "run central (the default command)", run},
 	{"demo", "run the whole system on this machine with simulated sites", notYet("demo")},
-	{"user", "manage dashboard users: add, passwd, list", notYet("user")},
-	{"agent", "register an agent and print its [mqtt] configuration", notYet("agent")},
+	{"user", "manage dashboard users: add, passwd, list", userCommand},
+	{"agent", "register an agent and print its [mqtt] configuration", agentCommand},
 	{"version", "print the version", printVersion},
 }
 
@@ -105,25 +105,12 @@ func notYet(name string) func([]string, io.Writer, io.Writer) error {
 
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("relais-central run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := os.Getenv("RELAIS_CONFIG")
-	if path == "" {
-		path = configs.DefaultCentralPath
-	}
-	fs.StringVar(&path, "config", path, "configuration `file`")
-	var sets []string
-	fs.Func("set", "override a key: `section.key=value` (repeatable)", func(s string) error {
-		sets = append(sets, s)
-		return nil
-	})
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	load := configFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, nil)))
-	cfg, err := configs.LoadCentral(path, configs.Overrides{Sets: sets})
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
@@ -171,6 +158,36 @@ func routes() http.Handler {
 		w.Write(api.Schema())
 	})
 	return mux
+}
+
+// configFlags adds --config and --set to fs and returns the function that
+// loads the configuration they name once fs is parsed.
+func configFlags(fs *flag.FlagSet) func() (*configs.Central, error) {
+	path := os.Getenv("RELAIS_CONFIG")
+	if path == "" {
+		path = configs.DefaultCentralPath
+	}
+	fs.StringVar(&path, "config", path, "configuration `file`")
+	var sets []string
+	fs.Func("set", "override a key: `section.key=value` (repeatable)", func(s string) error {
+		sets = append(sets, s)
+		return nil
+	})
+	return func() (*configs.Central, error) {
+		return configs.LoadCentral(path, configs.Overrides{Sets: sets})
+	}
+}
+
+// parseFlags parses args into fs; a usage error becomes errUsage (the usage
+// is printed by fs) and -h flag.ErrHelp.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
 }
 
 func printVersion(args []string, stdout, stderr io.Writer) error {
