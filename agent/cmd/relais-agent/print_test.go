@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,7 +32,25 @@ type runningAgent struct {
 	URI     string // the agent's IPP queue
 	args    []string
 	cmd     *exec.Cmd
-	stderr  *bytes.Buffer
+	stderr  *syncBuffer
+}
+
+// syncBuffer collects a child's stderr while tests read it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // startAgent starts an agent forwarding to printerURI; sets are extra
@@ -62,7 +81,7 @@ func (a *runningAgent) start() {
 	a.cmd = agentCommand(a.t, a.args...)
 	a.cmd.Env = append(a.cmd.Env, "NOTIFY_SOCKET="+notify.Path)
 	if a.stderr == nil {
-		a.stderr = new(bytes.Buffer)
+		a.stderr = new(syncBuffer)
 	}
 	a.cmd.Stderr = a.stderr
 	if err := a.cmd.Start(); err != nil {
