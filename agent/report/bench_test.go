@@ -13,6 +13,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/relais-fr/relais/agent/outbox"
+	"github.com/relais-fr/relais/central/peertest"
 )
 
 // TestBenchDrain is the delivery load scenario of `make bench`, not a unit
@@ -95,6 +96,11 @@ func TestBenchDrain(t *testing.T) {
 	}
 	fmt.Fprintf(&sb, "(*) mosquitto without set_tcp_nodelay (its default): acks wait for Nagle and delayed ACKs; the others set it.\n")
 	fmt.Print(sb.String())
+	r := rows[0]
+	raw := float64(r.msgs) / r.rawElapsed.Seconds()
+	peertest.BenchRow(t, fmt.Sprintf("outbox drain, %s (events/s)", r.name), fmt.Sprintf("%.0f", events/r.elapsed.Seconds()),
+		fmt.Sprintf("raw mosquitto QoS 1, %.0f KiB msgs (msgs/s)", float64(r.bytes)/float64(r.msgs)/1024),
+		fmt.Sprintf("%.0f", raw), fmt.Sprintf("%.2fx msgs/s", float64(r.msgs)/r.elapsed.Seconds()/raw))
 }
 
 // seedOutbox records n events in an outbox and returns its file, closed

@@ -265,3 +265,6 @@ func (c *Cupsd) WaitJob(t testing.TB, queue string, id int, limit time.Duration)
 		<-time.After(20 * time.Millisecond)
 	}
 }
+
+// PID is cupsd's process id, for measuring it (RSS, CPU time).
+func (c *Cupsd) PID() int { return c.proc.cmd.Process.Pid }

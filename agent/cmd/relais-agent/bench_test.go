@@ -49,6 +49,57 @@ func TestBenchPrintAccept(t *testing.T) {
 			fmt.Sprintf("%.2fx jobs/s", results[0].rate/r.rate))
 	}
 	fmt.Print(b.String())
+	for _, r := range results[1:] {
+		peertest.BenchRow(t, "print accept, 1 MiB PDF, 4 clients (jobs/s)", fmt.Sprintf("%.1f", results[0].rate),
+			r.name, fmt.Sprintf("%.1f", r.rate), fmt.Sprintf("%.2fx", results[0].rate/r.rate))
+	}
+}
+
+// TestBenchIdle is the idle load scenario of `make bench` (RELAIS_BENCH=1):
+// an agent with its printer, scanner and broker connection doing nothing,
+// next to cupsd with one queue doing nothing, over the same minute: the
+// resident memory at the end and the CPU time used during it.
+func TestBenchIdle(t *testing.T) {
+	if os.Getenv("RELAIS_BENCH") != "1" {
+		t.Skip("a load scenario for make bench (RELAIS_BENCH=1)")
+	}
+	window := time.Minute
+	printer := peertest.IPPEvePrinter(t, peertest.IPPEveOptions{})
+	broker := peertest.Mosquitto(t, "")
+	agent := startAgent(t, printer.URI, "mqtt.broker=mqtt://"+broker)
+	cups := peertest.CUPS(t)
+	cups.AddQueue(t, "relais", printer.URI)
+	agent.waitFor("the agent connected", time.Minute, func() bool { s := agent.status(); return s.Central != nil && s.Central.Connected })
+
+	pids := []int{agent.cmd.Process.Pid, cups.PID()}
+	var before, after [2]peertest.ProcUsage
+	for i, pid := range pids {
+		u, err := peertest.Usage(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[i] = u
+	}
+	time.Sleep(window) // the measurement window itself, not synchronisation
+	for i, pid := range pids {
+		u, err := peertest.Usage(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after[i] = u
+	}
+	cpu := func(i int) float64 { return float64(after[i].CPU-before[i].CPU) / float64(window) * 100 }
+	mib := func(i int) float64 { return float64(after[i].RSS) / (1 << 20) }
+	fmt.Printf("\nIdle over %v: relais-agent RSS %.1f MiB, CPU %.2f %%; cupsd (one queue) RSS %.1f MiB, CPU %.2f %%\n",
+		window, mib(0), cpu(0), mib(1), cpu(1))
+	peertest.BenchRow(t, "agent idle RSS (MiB)", fmt.Sprintf("%.1f", mib(0)), "cupsd idle, one queue",
+		fmt.Sprintf("%.1f", mib(1)), fmt.Sprintf("%.2fx", mib(0)/mib(1)))
+	ratio := "n/a (cupsd used no CPU)"
+	if cpu(1) > 0 {
+		ratio = fmt.Sprintf("%.2fx", cpu(0)/cpu(1))
+	}
+	peertest.BenchRow(t, fmt.Sprintf("agent idle CPU over %v (%% of a core)", window), fmt.Sprintf("%.2f", cpu(0)),
+		"cupsd idle, one queue", fmt.Sprintf("%.2f", cpu(1)), ratio)
 }
 
 type loadResult struct {
