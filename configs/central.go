@@ -24,6 +24,9 @@ type Central struct {
 // CentralHTTP is the dashboard, API and metrics listener.
 type CentralHTTP struct {
 	Listen string `toml:"listen"`
+	// PublicURL is the dashboard's address as people reach it, for the
+	// links in alerts; empty: alerts carry no link.
+	PublicURL string `toml:"public_url"`
 }
 
 // CentralBroker is the MQTT broker that agents report to: embedded, or an
@@ -53,6 +56,8 @@ type CentralAlerts struct {
 	SMTPTo           []string      `toml:"smtp_to"`
 	SMTPUsername     string        `toml:"smtp_username"`
 	SMTPPasswordFile string        `toml:"smtp_password_file"`
+	// Language of the alert messages: "fr" or "en".
+	Language string `toml:"language"`
 }
 
 // CentralStorage is where central keeps its database and keys.
@@ -67,7 +72,7 @@ func DefaultCentral() Central {
 		HTTP:    CentralHTTP{Listen: ":8080"},
 		Broker:  CentralBroker{Embedded: true, Listen: ":1883", TLSListen: ":8883"},
 		DB:      CentralDB{URL: "sqlite:central.db"},
-		Alerts:  CentralAlerts{OfflineAfter: 10 * time.Minute, FaultAfter: 30 * time.Minute},
+		Alerts:  CentralAlerts{OfflineAfter: 10 * time.Minute, FaultAfter: 30 * time.Minute, Language: "fr"},
 		Storage: CentralStorage{Dir: "/var/lib/relais-central"},
 	}
 }
@@ -90,6 +95,11 @@ func (c *Central) validate() Errors {
 	}
 	if err := checkListen(c.HTTP.Listen); err != nil {
 		bad("http.listen", "%v", err)
+	}
+	if c.HTTP.PublicURL != "" {
+		if err := checkURL(c.HTTP.PublicURL, "http", "https"); err != nil {
+			bad("http.public_url", "%v; want the dashboard's address, such as https://relais.example.org", err)
+		}
 	}
 	b := c.Broker
 	if b.Embedded == (b.URL != "") {
@@ -135,6 +145,9 @@ func (c *Central) validate() Errors {
 	}
 	if a.FaultAfter < time.Minute {
 		bad("alerts.fault_after", "%v is too short; want 1m or more", a.FaultAfter)
+	}
+	if a.Language != "fr" && a.Language != "en" {
+		bad("alerts.language", "%q is not a language of the alerts; want fr or en", a.Language)
 	}
 	if a.WebhookURL != "" {
 		if err := checkURL(a.WebhookURL, "http", "https"); err != nil {
