@@ -448,4 +448,3 @@ func document(n int) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
-
