@@ -21,7 +21,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -57,8 +59,8 @@ type Options struct {
 	// Broker is central's MQTT address, mqtt://127.0.0.1:PORT.
 	Broker string
 	// Register creates the MQTT credentials of an agent and returns its
-	// password.
-	Register func(ctx context.Context, site, agent string) (string, error)
+	// user name and password.
+	Register func(ctx context.Context, site, agent string) (username, password string, err error)
 	// Sites to simulate; nil means DefaultSites.
 	Sites []SiteSpec
 	// Step is the scenario's pace: the time between two actions at a
@@ -67,7 +69,7 @@ type Options struct {
 	// Seed makes the scenario repeatable.
 	Seed uint64
 	// Ready is called once every agent runs, with the sites' addresses.
-	Ready  func([]Site)
+	Ready  func([]*Site)
 	Logger *slog.Logger
 }
 
@@ -80,6 +82,7 @@ type Site struct {
 	printer *printer.Printer
 	scanner *scanner.Scanner
 	agent   *agentProc
+	jamming atomic.Bool // the feeder jams at every sheet
 }
 
 // Run starts the sites and plays the scenario until ctx is done, then stops
@@ -112,11 +115,7 @@ func Run(ctx context.Context, o Options) error {
 		sites = append(sites, s)
 	}
 	if o.Ready != nil {
-		list := make([]Site, len(sites))
-		for i, s := range sites {
-			list[i] = *s
-		}
-		o.Ready(list)
+		o.Ready(sites)
 	}
 	var wg sync.WaitGroup
 	for i, s := range sites {
@@ -151,7 +150,7 @@ func startSite(ctx context.Context, o Options, spec SiteSpec) (*Site, error) {
 		s.close()
 		return nil, err
 	}
-	password, err := o.Register(ctx, spec.ID, spec.Agent)
+	username, password, err := o.Register(ctx, spec.ID, spec.Agent)
 	if err != nil {
 		s.close()
 		return nil, fmt.Errorf("demo: register %s/%s: %w", spec.ID, spec.Agent, err)
@@ -200,7 +199,7 @@ password_file = %[10]q
 [storage]
 dir = %[11]q
 `, spec.Name, spec.ID, spec.Agent, s.printer.URI(), s.scanner.URL(), ippPort, webPort,
-		o.Broker, spec.ID+"-"+spec.Agent, pwFile, filepath.Join(dir, "state"))
+		o.Broker, username, pwFile, filepath.Join(dir, "state"))
 	path := filepath.Join(dir, "agent.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		s.close()
@@ -371,9 +370,9 @@ func trouble(ctx context.Context, o Options, index int, s *Site, on bool) error 
 		_, err := s.printer.Command(cmd)
 		return err
 	case 1:
+		s.jamming.Store(on)
 		if on {
-			_, err := s.scanner.Command("jam on")
-			return err
+			return nil
 		}
 		_, err := s.scanner.Command("clear")
 		if err == nil {
@@ -390,18 +389,37 @@ func trouble(ctx context.Context, o Options, index int, s *Site, on bool) error 
 	}
 }
 
-// press loads sheets in the scanner's feeder and presses the button.
+// press loads sheets in the scanner's feeder and presses the button, once
+// the previous simulated press is released (a long press lasts 3 s).
 func press(ctx context.Context, s *Site, gesture string, sheets int) error {
 	if err := s.scanner.LoadADF(sheets); err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	resp, err := ctl.Call(cctx, s.agent.state, ctl.Request{Command: "press", Args: []string{gesture}})
-	if err == nil && !resp.OK {
-		err = errors.New(resp.Error)
+	if s.jamming.Load() {
+		// The sheet just loaded jams as it is fed.
+		for _, c := range []string{"clear", "jam 1"} {
+			if _, err := s.scanner.Command(c); err != nil {
+				return err
+			}
+		}
 	}
-	return err
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := ctl.Call(cctx, s.agent.state, ctl.Request{Command: "press", Args: []string{gesture}})
+		cancel()
+		if err == nil && !resp.OK {
+			err = errors.New(resp.Error)
+		}
+		if err == nil || !strings.Contains(err.Error(), "still held") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond): // the button is held: try again
+		}
+	}
 }
 
 // printFromPC sends a PDF of pages pages to the agent as a public PC does.

@@ -82,3 +82,21 @@ func Usage(pid int) (ProcUsage, error) {
 	u.CPU = time.Duration(utime+stime) * (time.Second / 100)
 	return u, nil
 }
+
+// SyncBuffer collects a child process's output while a test reads it.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,25 +31,7 @@ type runningAgent struct {
 	URI     string // the agent's IPP queue
 	args    []string
 	cmd     *exec.Cmd
-	stderr  *syncBuffer
-}
-
-// syncBuffer collects a child's stderr while tests read it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	stderr  *peertest.SyncBuffer
 }
 
 // startAgent starts an agent forwarding to printerURI; sets are extra
@@ -81,7 +62,7 @@ func (a *runningAgent) start() {
 	a.cmd = agentCommand(a.t, a.args...)
 	a.cmd.Env = append(a.cmd.Env, "NOTIFY_SOCKET="+notify.Path)
 	if a.stderr == nil {
-		a.stderr = new(syncBuffer)
+		a.stderr = new(peertest.SyncBuffer)
 	}
 	a.cmd.Stderr = a.stderr
 	if err := a.cmd.Start(); err != nil {

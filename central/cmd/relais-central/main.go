@@ -15,25 +15,15 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
-	"time"
 
-	"github.com/relais-fr/relais/central/api"
 	"github.com/relais-fr/relais/configs"
-	"github.com/relais-fr/relais/systemd"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -46,7 +36,7 @@ type command struct {
 
 var commands = []command{
 	{"run", "run central (the default command)", run},
-	{"demo", "run the whole system on this machine with simulated sites", notYet("demo")},
+	{"demo", "run the whole system on this machine with simulated sites", demoCommand},
 	{"user", "manage dashboard users: add, passwd, list", userCommand},
 	{"agent", "register an agent and print its [mqtt] configuration", agentCommand},
 	{"version", "print the version", printVersion},
@@ -93,71 +83,6 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.usage)
 	}
 	fmt.Fprintln(w, "\nrelais-central COMMAND -h shows the flags of a command.")
-}
-
-// notYet is the command of a feature that this version does not have: it
-// says so and fails, rather than pretending.
-func notYet(name string) func([]string, io.Writer, io.Writer) error {
-	return func([]string, io.Writer, io.Writer) error {
-		return fmt.Errorf("not available in this version of relais-central (%s)", buildVersion())
-	}
-}
-
-func run(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("relais-central run", flag.ContinueOnError)
-	load := configFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	slog.SetDefault(slog.New(slog.NewTextHandler(stderr, nil)))
-	cfg, err := load()
-	if err != nil {
-		return err
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{
-		Handler:           routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	go systemd.Watchdog(ctx, func() error { return nil })
-	slog.Info("relais-central started", "version", buildVersion(), "http", ln.Addr().String(),
-		"missing", "broker, store and dashboard come in later versions")
-	systemd.Ready()
-
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		return err
-	}
-	systemd.Stopping()
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutdown)
-}
-
-func routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]string{"status": "ok", "version": buildVersion()})
-	})
-	mux.HandleFunc("GET /api/v1/schema.json", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/schema+json")
-		w.Write(api.Schema())
-	})
-	return mux
 }
 
 // configFlags adds --config and --set to fs and returns the function that

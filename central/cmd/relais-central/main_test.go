@@ -25,15 +25,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func TestNotYetCommandsFail(t *testing.T) {
-	for _, name := range []string{"demo"} {
-		var out, errb bytes.Buffer
-		if code := Main([]string{name}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "not available in this version") {
-			t.Errorf("%s: exit %d, %q", name, code, errb.String())
-		}
-	}
-}
-
 func TestBadConfig(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "central.toml")
 	os.WriteFile(path, []byte("[http]\nlisten = \":8080\"\nlisen = \":80\"\n"), 0o600)
@@ -57,7 +48,8 @@ func TestRunLifecycle(t *testing.T) {
 	if code := Main([]string{"run", "--config", filepath.Join(t.TempDir(), "none.toml")}, &out, &errb); code != 1 {
 		t.Fatalf("a missing --config file: exit %d", code)
 	}
-	cmd := exec.Command(exe, "--set", fmt.Sprintf("http.listen=127.0.0.1:%d", port), "--set", "storage.dir="+t.TempDir())
+	cmd := exec.Command(exe, "--set", fmt.Sprintf("http.listen=127.0.0.1:%d", port), "--set", "storage.dir="+t.TempDir(),
+		"--set", fmt.Sprintf("broker.listen=127.0.0.1:%d", peertest.FreePort(t)))
 	cmd.Env = append(os.Environ(), "RELAIS_TEST_MAIN=1", "NOTIFY_SOCKET="+notify.Path, "RELAIS_CONFIG=/etc/relais/central.toml")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
