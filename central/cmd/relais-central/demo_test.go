@@ -31,17 +31,13 @@ import (
 // screenshot of the fleet page. Ctrl-C (SIGINT) stops everything cleanly.
 func TestDemo(t *testing.T) {
 	chromium := peertest.Program(t, "chromium", "chromium")
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin, "github.com/relais-fr/relais/agent/cmd/relais-agent")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build relais-agent: %v\n%s", err, out)
-	}
+	agentExe := buildAgent(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "demo", "--http", fmt.Sprintf("127.0.0.1:%d", peertest.FreePort(t)),
-		"--agent-bin", filepath.Join(bin, "relais-agent"), "--step", "2s", "--dir", t.TempDir())
+		"--agent-bin", agentExe, "--step", "2s", "--dir", t.TempDir())
 	cmd.Env = append(os.Environ(), "RELAIS_TEST_MAIN=1", "LANG=fr_FR.UTF-8")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("RELAIS_TEST_MAIN") == "1" {
 		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	peertest.Main(m)
 }
 
 func TestBadConfig(t *testing.T) {
