@@ -115,7 +115,8 @@ type Broker struct {
 	stripes [64]sync.Mutex // by agent: status submissions, see submitStatus
 	queued  sync.Map       // *mqtt.Client → chan struct{}: see queueEvents
 
-	served    atomic.Bool
+	mu        sync.Mutex // orders Serve and Close
+	served    bool       // guarded by mu
 	closeOnce sync.Once
 	refused   atomic.Uint64 // connections over MaxConnections
 	authFails atomic.Uint64
@@ -236,10 +237,19 @@ func (b *Broker) addr(id string) net.Addr {
 // Serve runs the broker until ctx is done, then closes it. It may be
 // called once.
 func (b *Broker) Serve(ctx context.Context) error {
-	if !b.served.CompareAndSwap(false, true) {
+	b.mu.Lock()
+	if b.served {
+		b.mu.Unlock()
 		return errors.New("broker: Serve called twice")
 	}
-	if err := b.srv.Serve(); err != nil {
+	b.served = true
+	if b.ctx.Err() != nil { // closed already
+		b.mu.Unlock()
+		return nil
+	}
+	err := b.srv.Serve()
+	b.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	for _, l := range b.lns {
@@ -258,7 +268,10 @@ func (b *Broker) Serve(ctx context.Context) error {
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.cancel()
-		if b.served.Load() {
+		b.mu.Lock()
+		served := b.served
+		b.mu.Unlock()
+		if served {
 			b.srv.Close()
 		} else {
 			for _, l := range b.lns {

@@ -149,7 +149,11 @@ var demoMessages = map[string]map[string]string{
 }
 
 func dtr(key string, args ...any) string {
-	m := demoMessages[envLang()][key]
+	lang := "fr"
+	if english() {
+		lang = "en"
+	}
+	m := demoMessages[lang][key]
 	if key == "site" && len(args) == 4 {
 		args = []any{args[0], args[1], args[2], "", args[3]}
 	}

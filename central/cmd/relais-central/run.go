@@ -102,7 +102,7 @@ func startCentral(ctx context.Context, cfg *configs.Central, log *slog.Logger) (
 	var dash atomic.Pointer[dashboard.Dashboard]
 	c.ingester, err = ingest.New(ingest.Options{
 		Store:  c.store,
-		Logger: log.With("part", "ingest"),
+		Logger: log,
 		OnChange: func(site, agent string) {
 			if d := dash.Load(); d != nil {
 				d.Changed(site, agent)
@@ -121,7 +121,7 @@ func startCentral(ctx context.Context, cfg *configs.Central, log *slog.Logger) (
 			KeyFile:   cfg.Broker.KeyFile,
 			Store:     c.store,
 			Ingester:  c.ingester,
-			Logger:    log.With("part", "broker"),
+			Logger:    log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
@@ -131,7 +131,7 @@ func startCentral(ctx context.Context, cfg *configs.Central, log *slog.Logger) (
 		c.client, err = broker.NewClient(broker.ClientOptions{
 			URL:      cfg.Broker.URL,
 			Ingester: c.ingester,
-			Logger:   log.With("part", "broker"),
+			Logger:   log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("broker.url: %w", err)
@@ -139,14 +139,14 @@ func startCentral(ctx context.Context, cfg *configs.Central, log *slog.Logger) (
 		cmd = c.client
 	}
 	secure := strings.HasPrefix(cfg.HTTP.PublicURL, "https:")
-	c.auth = auth.New(auth.Options{Store: c.store, SecureCookie: secure, Logger: log.With("part", "auth")})
+	c.auth = auth.New(auth.Options{Store: c.store, SecureCookie: secure, Logger: log})
 	d, err := dashboard.New(dashboard.Options{
 		Store:        c.store,
 		Auth:         c.auth,
 		Commander:    cmd,
 		OfflineAfter: cfg.Alerts.OfflineAfter,
 		Version:      buildVersion(),
-		Logger:       log.With("part", "dashboard"),
+		Logger:       log,
 	})
 	if err != nil {
 		return nil, err
@@ -168,7 +168,7 @@ func startCentral(ctx context.Context, cfg *configs.Central, log *slog.Logger) (
 		},
 		DashboardURL: strings.TrimSuffix(cfg.HTTP.PublicURL, "/"),
 		Language:     alert.Language(cfg.Alerts.Language),
-		Logger:       log.With("part", "alert"),
+		Logger:       log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("alerts: %w", err)
@@ -206,11 +206,11 @@ func (c *central) routes(cmd commander) http.Handler {
 	})
 	mux.Handle("/api/v1/", webapi.Handler(webapi.Options{
 		Store: c.store, Auth: c.auth, Commander: cmd,
-		OfflineAfter: c.cfg.Alerts.OfflineAfter, Logger: c.log.With("part", "api"),
+		OfflineAfter: c.cfg.Alerts.OfflineAfter, Logger: c.log,
 	}))
 	mux.Handle("/metrics", metrics.Handler(metrics.Options{
 		Store: c.store, Auth: c.auth,
-		OfflineAfter: c.cfg.Alerts.OfflineAfter, Logger: c.log.With("part", "metrics"),
+		OfflineAfter: c.cfg.Alerts.OfflineAfter, Logger: c.log,
 	}))
 	mux.Handle("/", c.dash.Handler())
 	return mux
@@ -310,20 +310,10 @@ var messages = map[string]map[message]string{
 	"en": {firstAdmin: "no user yet: create the first administrator with `relais-central user add NAME --role admin`"},
 }
 
-// msg returns m in the language of the environment (LC_ALL, LC_MESSAGES,
-// LANG): English for en*, French otherwise.
+// msg returns m in the language of the environment (see english).
 func msg(m message) string {
-	return messages[envLang()][m]
-}
-
-func envLang() string {
-	for _, k := range []string{"LC_ALL", "LC_MESSAGES", "LANG"} {
-		if v := os.Getenv(k); v != "" {
-			if strings.HasPrefix(v, "en") {
-				return "en"
-			}
-			return "fr"
-		}
+	if english() {
+		return messages["en"][m]
 	}
-	return "fr"
+	return messages["fr"][m]
 }
