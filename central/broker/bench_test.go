@@ -141,6 +141,8 @@ func TestBenchIngest(t *testing.T) {
 	rawRate := float64(total) / raw.Seconds()
 	t.Logf("bench ingest: mosquitto alone, %s: %.0f events/s (publish → subscriber, no store)", shape, rawRate)
 	t.Logf("bench ingest: ratio embedded+SQLite / mosquitto alone: %.3f", embeddedRate/rawRate)
+	peertest.BenchRow(t, "ingest, embedded broker + SQLite, "+shape+" (events/s)", fmt.Sprintf("%.0f", embeddedRate),
+		"mosquitto alone, same payloads", fmt.Sprintf("%.0f", rawRate), fmt.Sprintf("%.3fx", embeddedRate/rawRate))
 }
 
 func benchAgent(i int) string { return fmt.Sprintf("bench-%03d", i) }
