@@ -71,6 +71,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		return runScanner(ctx, args[1:], stdout, stderr)
+	case "fleet":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return runFleet(ctx, args[1:], stdout, stderr)
 	}
 	for _, s := range simulators {
 		if s.name == args[0] {
