@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"mime"
 	"net/http"
@@ -71,6 +72,10 @@ func (h *headerReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// maxDrainBytes bounds what is read and discarded of a refused oversized
+// document before the refusal is sent.
+const maxDrainBytes = 8 << 20
+
 // serveIPP reads an IPP request and answers it.
 func (s *Server) serveIPP(w http.ResponseWriter, r *http.Request) {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != goipp.ContentType {
@@ -99,6 +104,12 @@ func (s *Server) serveIPP(w http.ResponseWriter, r *http.Request) {
 		resp = fail(goipp.StatusErrorBadRequest, "malformed IPP request: %v", err)
 	default:
 		resp = s.handle(c)
+	}
+	if resp.status == goipp.StatusErrorRequestEntity {
+		// The client is probably still sending the document: read the
+		// rest, within a bound, so that it gets this answer rather than
+		// a connection reset in the middle of its upload.
+		io.CopyN(io.Discard, br, maxDrainBytes)
 	}
 	data := c.encode(resp)
 	s.log.Debug("ipp", "op", c.op.String(), "status", resp.status.String(), "client", c.client)
