@@ -135,7 +135,7 @@ func TestOpenConfiguresSQLite(t *testing.T) {
 		"foreign_keys": "1",
 		"auto_vacuum":  "2", // incremental
 		"busy_timeout": "5000",
-		"user_version": "1",
+		"user_version": "2",
 	} {
 		got, err := o.Pragma(pragma)
 		if err != nil {

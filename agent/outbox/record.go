@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -45,6 +46,39 @@ func (o *Outbox) RecordEvent(e api.Event) (api.Event, error) {
 		return api.Event{}, err
 	}
 	return e, nil
+}
+
+// MaxKeyBytes bounds a RecordOnce key.
+const MaxKeyBytes = 256
+
+// RecordOnce records e as Record does, unless an event was recorded with
+// the same key before, in which case it does nothing and returns nil: a
+// caller that records an event and then notes that it did (a print job
+// marking its usage event recorded) records it once even if it crashes
+// between the two. Keys are kept as long as the outbox; the caller makes
+// them unique, such as "print-job/" and the job's UUID.
+func (o *Outbox) RecordOnce(key string, e api.Event) error {
+	if key == "" || len(key) > MaxKeyBytes {
+		return fmt.Errorf("outbox: a key has 1 to %d bytes", MaxKeyBytes)
+	}
+	return o.write(func(ctx context.Context, tx *sql.Tx, st *state) error {
+		var seq int64
+		switch err := tx.QueryRowContext(ctx, "SELECT seq FROM recorded_keys WHERE key = ?", key).Scan(&seq); {
+		case err == nil:
+			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("outbox: %w", err)
+		}
+		e.Time = o.stamp(st)
+		rec, err := o.appendEvent(ctx, tx, st, e)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO recorded_keys (key, seq) VALUES (?, ?)", key, rec.Seq); err != nil {
+			return fmt.Errorf("outbox: %w", err)
+		}
+		return nil
+	})
 }
 
 // stamp returns the time for the next event: the clock in UTC, truncated to

@@ -60,6 +60,14 @@ CREATE TABLE metrics (
 	body BLOB NOT NULL
 );
 `,
+	// 2: keys of events recorded once (RecordOnce), such as a print
+	// job's, so that an event is not recorded again after a crash
+	// between its record and the caller's own bookkeeping.
+	`CREATE TABLE recorded_keys (
+		key TEXT PRIMARY KEY,
+		seq INTEGER NOT NULL
+	) WITHOUT ROWID;
+`,
 }
 
 // migrate brings the schema to len(migrations), one transaction per step,

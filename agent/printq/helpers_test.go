@@ -127,6 +127,26 @@ type recorder struct {
 	seq    uint64
 	events []api.Event
 	fail   int // the next fail calls return an error
+	keys   map[string]bool
+}
+
+func (r *recorder) RecordOnce(key string, e api.Event) error {
+	r.mu.Lock()
+	done := r.keys[key]
+	r.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := r.Record(e); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.keys == nil {
+		r.keys = map[string]bool{}
+	}
+	r.keys[key] = true
+	return nil
 }
 
 func (r *recorder) Record(e api.Event) error {

@@ -130,6 +130,11 @@ type PrinterStatus struct {
 // and Time, and must have made the event durable when it returns nil.
 type Recorder interface {
 	Record(e api.Event) error
+	// RecordOnce records e unless an event with the same key was
+	// recorded before (then it returns nil): a job's usage event is
+	// recorded under its job UUID, so that a crash between recording it
+	// and saving the job does not record it twice.
+	RecordOnce(key string, e api.Event) error
 }
 
 // Faults tracks the open faults of the site's devices, each raised once and

@@ -380,16 +380,18 @@ func (q *Queue) flushEvents() {
 	defer q.evMu.Unlock()
 	q.mu.Lock()
 	var ids []int
+	var keys []string
 	var evs []api.Event
 	for _, id := range q.sortedIDs() {
 		if e := q.jobs[id]; e.eventDue {
 			ids = append(ids, id)
+			keys = append(keys, "print-job/"+e.UUID)
 			evs = append(evs, q.usageEvent(e))
 		}
 	}
 	q.mu.Unlock()
 	for i, ev := range evs {
-		if err := q.cfg.Recorder.Record(ev); err != nil {
+		if err := q.cfg.Recorder.RecordOnce(keys[i], ev); err != nil {
 			q.log.Error("recording a usage event", "job", ids[i], "type", ev.Type, "err", err)
 			return // retried on the next poll
 		}
