@@ -72,12 +72,12 @@ func TestAttacksOnAgent(t *testing.T) {
 	page := fmt.Sprintf("http://127.0.0.1:%d", webPort)
 	visitor, aidant := clientFrom(t, visitorAddr), clientFrom(t, aidantAddr)
 
-	rss := watchRSS(t, agent.cmd.Process.Pid)
+	rss := peertest.WatchRSS(t, agent.cmd.Process.Pid)
 	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 	// phase runs one attack and logs the memory after it.
 	phase := func(name string, attack func(t *testing.T)) {
 		t.Run(name, attack)
-		last, peak := rss.now()
+		last, peak := rss.Now()
 		t.Logf("after %s: RSS %.1f MiB (peak so far %.1f MiB)", name, mib(last), mib(peak))
 	}
 
@@ -252,7 +252,7 @@ func TestAttacksOnAgent(t *testing.T) {
 
 	// The attackers are gone: the agent answers, and its memory is back.
 	expectIPP(t, "Get-Printer-Attributes after the attacks", visitor, ippURL, frame(getPrinterAttributes(agent.URI), nil), false, goipp.StatusOk)
-	before, peak, after := rss.stop(t)
+	before, peak, after := rss.Stop(t)
 	t.Logf("agent RSS: before %.1f MiB, peak %.1f MiB, after %.1f MiB (bound %d MiB)", mib(before), mib(peak), mib(after), attackMaxRSS>>20)
 	fmt.Printf("relais-agent RSS under attack: before %.1f MiB, peak %.1f MiB, after %.1f MiB\n", mib(before), mib(peak), mib(after))
 	if peak > attackMaxRSS {
@@ -517,71 +517,4 @@ func slowLoris(ctx context.Context, addr string, n int, dialed func()) {
 		case <-tick.C:
 		}
 	}
-}
-
-// rssWatch samples a process's resident memory until stopped.
-type rssWatch struct {
-	pid    int
-	before int64
-	done   chan struct{}
-	over   chan struct{}
-
-	mu   sync.Mutex
-	peak int64
-	last int64
-	err  error
-}
-
-func watchRSS(t *testing.T, pid int) *rssWatch {
-	t.Helper()
-	u, err := peertest.Usage(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &rssWatch{pid: pid, before: u.RSS, peak: u.RSS, last: u.RSS, done: make(chan struct{}), over: make(chan struct{})}
-	go func() {
-		defer close(w.over)
-		tick := time.NewTicker(50 * time.Millisecond) // sampling, not synchronising
-		defer tick.Stop()
-		for {
-			select {
-			case <-w.done:
-				return
-			case <-tick.C:
-			}
-			u, err := peertest.Usage(pid)
-			w.mu.Lock()
-			if err != nil && w.err == nil {
-				w.err = err
-			}
-			w.peak, w.last = max(w.peak, u.RSS), u.RSS
-			w.mu.Unlock()
-		}
-	}()
-	return w
-}
-
-// now returns the last sample and the peak so far.
-func (w *rssWatch) now() (last, peak int64) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.last, w.peak
-}
-
-// stop ends the sampling and returns the memory at the start, the peak,
-// and the memory now.
-func (w *rssWatch) stop(t *testing.T) (before, peak, after int64) {
-	t.Helper()
-	close(w.done)
-	<-w.over
-	u, err := peertest.Usage(w.pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil {
-		t.Fatalf("sampling the agent's memory: %v", w.err)
-	}
-	return w.before, max(w.peak, u.RSS), u.RSS
 }

@@ -70,20 +70,7 @@ Also takes --config FILE and --set section.key=value.`,
 
 // atr returns the message key of agentMessages in the user's language,
 // formatted with args.
-func atr(key string, args ...any) string {
-	m, ok := agentMessages[key]
-	if !ok {
-		panic("relais-central: no message " + key)
-	}
-	s := m[0]
-	if english() {
-		s = m[1]
-	}
-	if len(args) == 0 {
-		return s
-	}
-	return fmt.Sprintf(s, args...)
-}
+func atr(key string, args ...any) string { return translate(agentMessages, key, args...) }
 
 // agentCommand is `relais-central agent add --site S --agent A`.
 func agentCommand(args []string, stdout, stderr io.Writer) error {

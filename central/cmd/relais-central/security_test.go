@@ -80,12 +80,12 @@ const (
 // resident memory, sampled throughout, stays bounded.
 func TestAttacksOnCentral(t *testing.T) {
 	c := startSecuredCentral(t)
-	rss := watchCentralRSS(t, c.cmd.Process.Pid)
+	rss := peertest.WatchRSS(t, c.cmd.Process.Pid)
 	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 	// phase runs one attack and logs the memory after it.
 	phase := func(name string, attack func(t *testing.T)) {
 		t.Run(name, attack)
-		last, peak := rss.now()
+		last, peak := rss.Now()
 		t.Logf("after %s: RSS %.1f MiB (peak so far %.1f MiB)", name, mib(last), mib(peak))
 	}
 
@@ -335,7 +335,7 @@ func TestAttacksOnCentral(t *testing.T) {
 		c.apiGet(t, "/api/v1/sites", &sites)
 	})
 
-	before, peak, after := rss.stop(t)
+	before, peak, after := rss.Stop(t)
 	bound := int64(centralMaxRSS)
 	if raceDetector() {
 		bound *= raceMemoryFactor
@@ -811,71 +811,4 @@ func holdConnections(ctx context.Context, addr string, n int, send []byte, opene
 		case <-tick.C:
 		}
 	}
-}
-
-// centralRSS samples a process's resident memory until stopped.
-type centralRSS struct {
-	pid    int
-	before int64
-	done   chan struct{}
-	over   chan struct{}
-
-	mu   sync.Mutex
-	peak int64
-	last int64
-	err  error
-}
-
-func watchCentralRSS(t *testing.T, pid int) *centralRSS {
-	t.Helper()
-	u, err := peertest.Usage(pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &centralRSS{pid: pid, before: u.RSS, peak: u.RSS, last: u.RSS, done: make(chan struct{}), over: make(chan struct{})}
-	go func() {
-		defer close(w.over)
-		tick := time.NewTicker(50 * time.Millisecond) // sampling, not synchronising
-		defer tick.Stop()
-		for {
-			select {
-			case <-w.done:
-				return
-			case <-tick.C:
-			}
-			u, err := peertest.Usage(pid)
-			w.mu.Lock()
-			if err != nil && w.err == nil {
-				w.err = err
-			}
-			w.peak, w.last = max(w.peak, u.RSS), u.RSS
-			w.mu.Unlock()
-		}
-	}()
-	return w
-}
-
-// now returns the last sample and the peak so far.
-func (w *centralRSS) now() (last, peak int64) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.last, w.peak
-}
-
-// stop ends the sampling and returns the memory at the start, the peak and
-// the memory now.
-func (w *centralRSS) stop(t *testing.T) (before, peak, after int64) {
-	t.Helper()
-	close(w.done)
-	<-w.over
-	u, err := peertest.Usage(w.pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.err != nil {
-		t.Fatalf("sampling central's memory: %v", w.err)
-	}
-	return w.before, max(w.peak, u.RSS), u.RSS
 }

@@ -77,9 +77,14 @@ func english() bool {
 	return false
 }
 
-// tr returns the message key in the user's language, formatted with args.
-func tr(key string, args ...any) string {
-	m, ok := userMessages[key]
+// tr returns the message key of userMessages in the user's language,
+// formatted with args.
+func tr(key string, args ...any) string { return translate(userMessages, key, args...) }
+
+// translate returns the message key of messages (French, English) in the
+// user's language (see english), formatted with args.
+func translate(messages map[string][2]string, key string, args ...any) string {
+	m, ok := messages[key]
 	if !ok {
 		panic("relais-central: no message " + key)
 	}
