@@ -70,7 +70,7 @@ demo: build
 # each figure with its ratio to the peer.
 bench:
 	@out=$$(mktemp); trap 'rm -f $$out' EXIT; set -e; \
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...; \
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./...; \
 	RELAIS_BENCH=1 RELAIS_REQUIRE_PEERS=1 RELAIS_BENCH_OUT=$$out $(GO) test -p 1 -count=1 -timeout 14m -run '^TestBench' -v ./... | \
 		grep -v '^=== RUN\|^--- SKIP\|^    .*: a load scenario\|^?\|no tests to run\|^    .*bench: '; \
 	echo; echo "Summary: each figure beside its peer or limit, measured in the same run"; \
@@ -102,11 +102,11 @@ deb:
 image:
 	@$(MAKE) --no-print-directory deb DEB_TARGETS=relais-agent:arm64
 	nice -n 19 firmware/image/build.sh $(IMAGE) "$$(ls -t dist/relais-agent_*_arm64.deb | head -n 1)"
-	RELAIS_IMAGE=$(IMAGE) RELAIS_REQUIRE_PEERS=1 $(GO) test -count=1 -v -run '^TestImage' ./firmware/imagetest/
+	RELAIS_IMAGE=$(abspath $(IMAGE)) RELAIS_REQUIRE_PEERS=1 $(GO) test -count=1 -v -run '^TestImage' ./firmware/imagetest/
 
 ## image-test: boot IMAGE's root file system in QEMU (its own kernel) until relais-agent starts
 image-test:
-	RELAIS_IMAGE=$(IMAGE) RELAIS_IMAGE_BOOT=1 RELAIS_REQUIRE_PEERS=1 $(GO) test -count=1 -v -timeout 20m -run '^TestBoot' ./firmware/imagetest/
+	RELAIS_IMAGE=$(abspath $(IMAGE)) RELAIS_IMAGE_BOOT=1 RELAIS_REQUIRE_PEERS=1 nice -n 19 $(GO) test -count=1 -v -timeout 20m -run '^TestBoot' ./firmware/imagetest/
 
 ## lint: gofmt and go vet
 lint:

@@ -65,7 +65,7 @@ func TestBenchIdle(t *testing.T) {
 	}
 	window := time.Minute
 	printer := peertest.IPPEvePrinter(t, peertest.IPPEveOptions{})
-	broker := peertest.Mosquitto(t, "")
+	broker := peertest.Mosquitto(t, "allow_anonymous true")
 	agent := startAgent(t, printer.URI, "mqtt.broker=mqtt://"+broker)
 	cups := peertest.CUPS(t)
 	cups.AddQueue(t, "relais", printer.URI)
