@@ -137,7 +137,7 @@ func TestBenchFleet(t *testing.T) {
 	sim := exec.Command(filepath.Join(simDir, "relais-sim"), "fleet", "--agents", strconv.Itoa(agents),
 		"--rate", strconv.Itoa(rate), "--per-site", strconv.Itoa(perSite),
 		"--broker", fmt.Sprintf("tcp://127.0.0.1:%d", mqttPort), "--credentials", creds, "--state", fleetState,
-		"--ramp", "60s", "--drain", "2m")
+		"--ramp", "60s", "--drain", "1m")
 	var simOut peertest.SyncBuffer
 	sim.Stdout, sim.Stderr = &simOut, &simOut
 	if err := sim.Start(); err != nil {
