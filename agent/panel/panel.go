@@ -190,8 +190,18 @@ func (p *Panel) Run(ctx context.Context) error {
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
-	<-p.runDone
+	p.Wait()
 	return nil
+}
+
+// Wait waits until a started panel has stopped (its LEDs off).
+func (p *Panel) Wait() {
+	p.mu.Lock()
+	done := p.runDone
+	p.mu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
 
 // Start is Run without waiting: it lights the LED, starts watching the

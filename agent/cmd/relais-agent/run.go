@@ -85,6 +85,12 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	// The panel runs before READY=1, so that a press (ctl press) right
+	// after it is taken.
+	if err := a.panel.Start(gctx); err != nil {
+		return err
+	}
+	g.Go(func() error { a.panel.Wait(); return nil })
 	g.Go(func() error { return srv.Serve(gctx) })
 	g.Go(func() error { return a.queue.Run(gctx) })
 	g.Go(func() error { return serveHTTP(gctx, ippLn, a.ipp) })
@@ -92,7 +98,6 @@ func runAgent(args []string, stdout, stderr io.Writer) error {
 	if a.reporter != nil {
 		g.Go(func() error { return a.reporter.Run(gctx) })
 	}
-	g.Go(func() error { return a.panel.Run(gctx) })
 	g.Go(func() error { return a.watchLED(gctx) })
 	g.Go(func() error {
 		d := &panel.Dispatcher{Panel: a.panel, Handlers: a.buttonHandlers(), Observe: a.observeGesture, Logger: slog.Default()}

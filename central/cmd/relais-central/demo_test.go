@@ -108,41 +108,40 @@ func TestDemo(t *testing.T) {
 		t.Fatal("the printed login did not open the fleet page")
 	}
 
-	// Within a minute of the start: three sites, faults that appear and
-	// clear, usage that grows.
+	// Within a minute of the start on an idle machine (two under the
+	// load of the whole test suite): three sites, each fault appearing
+	// and then clearing, usage that grows.
 	sites := []string{"mairie-centre", "ccas-nord", "mediatheque"}
-	faults := map[string]bool{"plus de papier": false, "bourrage": false, "Hors ligne": false}
-	var cleared bool
+	faults := []string{"plus de papier", "bourrage", "Hors ligne"}
+	seen, cleared := map[string]bool{}, map[string]bool{}
 	var shot []byte
-	deadline := start.Add(time.Minute)
+	deadline := start.Add(2 * time.Minute)
 	for {
 		page := get("/")
 		seenAll := true
 		for _, s := range sites {
 			seenAll = seenAll && strings.Contains(page, s)
 		}
-		open := 0
-		for f := range faults {
+		open, done := 0, seenAll
+		for _, f := range faults {
 			if strings.Contains(page, f) {
-				faults[f] = true
+				seen[f] = true
 				open++
+			} else if seen[f] {
+				cleared[f] = true
 			}
-		}
-		all := seenAll
-		for _, seen := range faults {
-			all = all && seen
+			done = done && cleared[f]
 		}
 		if open >= 2 && shot == nil {
 			// The screenshot shows faults, as a technician would see them.
 			shot = screenshot(t, chromium, dashboard, password)
 		}
-		cleared = cleared || all && open == 0
-		if all && cleared && shot != nil && usagePages(t, get) > 0 {
+		if done && shot != nil && usagePages(t, get) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after a minute: sites seen %v, faults seen %v, cleared %v, pages %d\n%s",
-				seenAll, faults, cleared, usagePages(t, get), stderr.String())
+			t.Fatalf("after %v: sites seen %v, faults seen %v, cleared %v, pages %d\n%s",
+				time.Since(start).Round(time.Second), seenAll, seen, cleared, usagePages(t, get), stderr.String())
 		}
 		time.Sleep(500 * time.Millisecond) // polling what a visitor of the dashboard sees
 	}
