@@ -108,11 +108,12 @@ image:
 image-test:
 	RELAIS_IMAGE=$(abspath $(IMAGE)) RELAIS_IMAGE_BOOT=1 RELAIS_REQUIRE_PEERS=1 nice -n 19 $(GO) test -count=1 -v -timeout 20m -run '^TestBoot' ./firmware/imagetest/
 
-## lint: gofmt and go vet
+## lint: gofmt and go vet, also for the Pi Zero's 32-bit ARM (where int is 32 bits)
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=6 $(GO) vet ./...
 
 clean:
 	rm -rf bin

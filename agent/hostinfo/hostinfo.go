@@ -210,9 +210,9 @@ func disk(dir string) (free, total int64, err error) {
 	if err := unix.Statfs(dir, &st); err != nil {
 		return 0, 0, fmt.Errorf("statfs %s: %w", dir, err)
 	}
-	bs := st.Frsize
+	bs := int64(st.Frsize)
 	if bs <= 0 {
-		bs = st.Bsize
+		bs = int64(st.Bsize)
 	}
 	total = clampMul(st.Blocks, bs)
 	free = min(clampMul(st.Bavail, bs), total)

@@ -325,7 +325,7 @@ func freeBytes(path string) int64 {
 	if err := syscall.Statfs(path, &st); err != nil {
 		return -1
 	}
-	return int64(st.Bavail) * st.Bsize
+	return int64(st.Bavail) * int64(st.Bsize)
 }
 
 // scanAges returns the age of every scan in the agent's inbox, from its

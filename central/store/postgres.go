@@ -18,7 +18,7 @@ var postgresFS embed.FS
 
 // postgresMigrationLock is the key of the advisory lock that serialises
 // migrations of replicas opening the same database at once.
-const postgresMigrationLock = 0x72656c616973 // "relais"
+const postgresMigrationLock int64 = 0x72656c616973 // "relais"
 
 // postgresDialect stores times as TIMESTAMPTZ and days as DATE.
 var postgresDialect = &dialect{
