@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -193,20 +192,7 @@ func usagePages(t *testing.T, get func(string) string) int {
 // screenshot logs in with headless Chromium and returns a PNG of the
 // fleet page.
 func screenshot(t *testing.T, chromium, dashboard, password string) []byte {
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.WindowSize(1280, 900),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("no-proxy-server", true),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-		chromedp.Flag("accept-lang", "fr-FR,fr"),
-		chromedp.Flag("lang", "fr-FR"))
-	parent, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(parent, opts...)
-	defer cancelAlloc()
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	defer cancelCtx()
+	ctx, _ := peertest.Chromium(t, chromium, 1280, 900)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(dashboard+"/"),
 		chromedp.WaitVisible(chromedp.CSS("#name")),
